@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+// LiteCNN — lightweight convolutional networks on the CPU: build, train, compress, run.
+//
+// No target uses `unsafeFlags`, so LiteCNN stays usable as a versioned dependency. The hot kernels live in the
+// C target `CLiteCNNKernels`, which compiles its AVX-512/AVX2 paths with per-function `target` attributes and picks
+// one at run time from CPUID: every build is fast on this CPU without `-march=native`. See docs/ARCHITECTURE.md.
+import PackageDescription
+
+let package = Package(
+    name: "LiteCNN",
+    platforms: [.macOS(.v15)],
+    products: [
+        // MARK: Libraries
+        .library(name: "LiteCNN", targets: ["LiteCNN"]),
+        .library(name: "LiteCNNTensor", targets: ["LiteCNNTensor"]),
+        .library(name: "LiteCNNLayers", targets: ["LiteCNNLayers"]),
+        .library(name: "LiteCNNModels", targets: ["LiteCNNModels"]),
+        .library(name: "LiteCNNIO", targets: ["LiteCNNIO"]),
+        // MARK: Command-line tool
+        .executable(name: "litecnn", targets: ["LiteCNNCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+    ],
+    targets: [
+        // MARK: Kernels and tensors (level 0)
+        .target(name: "CLiteCNNKernels"),
+        .target(name: "LiteCNNTensor", dependencies: ["CLiteCNNKernels"]),
+        // MARK: Layers (level 1)
+        .target(name: "LiteCNNLayers", dependencies: ["LiteCNNTensor"]),
+        // MARK: Models (level 2)
+        .target(name: "LiteCNNModels", dependencies: ["LiteCNNLayers"]),
+        // MARK: Files (safetensors, npy)
+        .target(name: "LiteCNNIO", dependencies: ["LiteCNNModels"]),
+        // MARK: Umbrella
+        .target(name: "LiteCNN", dependencies: ["LiteCNNTensor", "LiteCNNLayers", "LiteCNNModels", "LiteCNNIO"]),
+        // MARK: CLI
+        .executableTarget(
+            name: "LiteCNNCLI",
+            dependencies: ["LiteCNN", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // MARK: Tests
+        .target(name: "_TestSupport", dependencies: ["LiteCNN"], path: "Sources/_TestSupport"),
+        .testTarget(name: "LiteCNNTensorTests", dependencies: ["LiteCNNTensor", "_TestSupport"]),
+        .testTarget(name: "LiteCNNLayersTests", dependencies: ["LiteCNNLayers", "_TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LiteCNNModelsTests", dependencies: ["LiteCNNModels", "_TestSupport"]),
+        .testTarget(name: "LiteCNNIOTests", dependencies: ["LiteCNNIO", "_TestSupport"]),
+    ]
+)

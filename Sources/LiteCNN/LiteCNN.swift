@@ -1,0 +1,5 @@
+// The umbrella module: `import LiteCNN` brings in tensors and kernels, layers, the model zoo and file formats.
+@_exported import LiteCNNTensor
+@_exported import LiteCNNLayers
+@_exported import LiteCNNModels
+@_exported import LiteCNNIO

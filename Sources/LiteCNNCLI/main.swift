@@ -1,0 +1,2 @@
+import LiteCNN
+print("litecnn")

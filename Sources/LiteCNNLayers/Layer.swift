@@ -1,0 +1,157 @@
+import LiteCNNTensor
+
+/// A trainable tensor (or a buffer such as BatchNorm's running statistics) with its accumulated gradient.
+///
+/// Optimizers, pruning, quantization and the compression operators all reach parameters through
+/// `Layer.namedParameters()`, whose names follow torchvision's `state_dict` (`features.0.weight`).
+public final class Parameter: @unchecked Sendable {
+    /// What a tensor is for: a trained weight, or state that is saved but not trained.
+    public enum Kind: String, Sendable, Codable { case weight, buffer }
+
+    public var value: Tensor
+    /// ∂L/∂value, accumulated by `backward` (`+=`) until `zeroGradient()`. Empty for buffers.
+    public var gradient: Tensor
+    public let kind: Kind
+
+    public init(_ value: Tensor, kind: Kind = .weight) {
+        self.value = value
+        self.kind = kind
+        self.gradient = kind == .weight ? Tensor(shape: value.shape) : Tensor(shape: [0])
+    }
+
+    public var isTrainable: Bool { kind == .weight }
+    public var shape: [Int] { value.shape }
+    public var count: Int { value.count }
+
+    public func zeroGradient() {
+        guard kind == .weight else { return }
+        if gradient.shape != value.shape { gradient = Tensor(shape: value.shape); return }
+        gradient.scalars.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
+    /// Adds `delta` into the gradient (shapes must match).
+    public func accumulateGradient(_ delta: Tensor) {
+        precondition(delta.count == value.count, "gradient of \(delta.shape) for parameter of \(value.shape)")
+        if gradient.count != value.count { gradient = Tensor(shape: value.shape) }
+        gradient.scalars.withUnsafeMutableBufferPointer { g in
+            delta.scalars.withUnsafeBufferPointer { d in
+                for i in 0..<g.count { g[i] += d[i] }
+            }
+        }
+    }
+}
+
+/// One line of a model summary: a leaf layer with the shape it produced.
+public struct LayerTrace: Sendable {
+    public var path: String
+    public var type: String
+    public var inputShape: [Int]
+    public var outputShape: [Int]
+    public var parameters: Int
+    public var multiplyAdds: Int
+}
+
+/// A network layer with an explicit forward and hand-written backward pass.
+///
+/// Shapes: image tensors are NHWC `[batch, height, width, channels]`; vectors are `[batch, features]`.
+///
+/// Contract (llm.c style):
+/// - `forward` computes the output; in training mode (`isTraining`) it also saves what `backward` needs.
+///   Inference mode saves nothing.
+/// - `backward(gradOutput)` must follow the `forward` it differentiates; it returns ∂L/∂input and *adds*
+///   ∂L/∂parameter into each parameter's `gradient`.
+/// - A layer instance appears once in a network (its saved state belongs to one call site).
+public protocol Layer: AnyObject {
+    func forward(_ input: Tensor) -> Tensor
+    func backward(_ gradOutput: Tensor) -> Tensor
+
+    /// Whether forward saves state for backward and uses batch statistics / dropout. Set it with `train()`/`eval()`.
+    var isTraining: Bool { get set }
+
+    /// This layer's own parameters and buffers (not its children's), with their local names.
+    var localParameters: [(name: String, parameter: Parameter)] { get }
+
+    /// Sub-layers with their local names; `namedParameters()` joins names with dots.
+    var children: [(name: String, layer: any Layer)] { get }
+
+    /// The output shape for an input shape, without computing anything.
+    func outputShape(for inputShape: [Int]) -> [Int]
+
+    /// Multiply-adds of this layer alone (convolutions and linear layers; 0 elsewhere) for one forward pass.
+    func localMultiplyAdds(for inputShape: [Int]) -> Int
+
+    /// Walks the leaf layers in execution order, reporting the shape each one produces. Leaves use the default;
+    /// containers and blocks thread shapes through their children. Returns the output shape.
+    func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int]
+
+    /// A short type name for summaries (defaults to the Swift type name).
+    var typeName: String { get }
+}
+
+extension Layer {
+    public var localParameters: [(name: String, parameter: Parameter)] { [] }
+    public var children: [(name: String, layer: any Layer)] { [] }
+    public func localMultiplyAdds(for inputShape: [Int]) -> Int { 0 }
+    public var typeName: String { String(describing: type(of: self)) }
+
+    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
+        let output = outputShape(for: inputShape)
+        visit(LayerTrace(path: path, type: typeName, inputShape: inputShape, outputShape: output,
+                         parameters: localParameters.filter { $0.parameter.isTrainable }.reduce(0) { $0 + $1.parameter.count },
+                         multiplyAdds: localMultiplyAdds(for: inputShape)))
+        return output
+    }
+
+    /// Traces `children` as a chain (for blocks whose forward is a plain sequence).
+    public func traceChain(_ layers: [(name: String, layer: any Layer)], _ inputShape: [Int], path: String,
+                           _ visit: (LayerTrace) -> Void) -> [Int] {
+        var shape = inputShape
+        for (name, layer) in layers { shape = layer.trace(shape, path: Self.join(path, name), visit) }
+        return shape
+    }
+
+    static func join(_ prefix: String, _ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
+
+    /// Every parameter and buffer of the tree, named like torchvision's `state_dict` (`features.3.squeeze.weight`).
+    public func namedParameters(prefix: String = "") -> [(name: String, parameter: Parameter)] {
+        var result = localParameters.map { (Self.join(prefix, $0.name), $0.parameter) }
+        for (name, child) in children {
+            result += child.namedParameters(prefix: Self.join(prefix, name))
+        }
+        return result
+    }
+
+    /// Trainable parameters only.
+    public var trainableParameters: [Parameter] { namedParameters().map(\.parameter).filter(\.isTrainable) }
+
+    /// Number of trainable scalars (torchvision's `num_params` convention: buffers excluded).
+    public var parameterCount: Int { trainableParameters.reduce(0) { $0 + $1.count } }
+
+    /// Multiply-adds of one forward pass for `inputShape` (NHWC), summed over the whole tree.
+    public func multiplyAdds(for inputShape: [Int]) -> Int {
+        var total = 0
+        _ = trace(inputShape, path: "") { total += $0.multiplyAdds }
+        return total
+    }
+
+    /// Every layer of the tree, depth first, with its dotted path.
+    public func namedLayers(prefix: String = "") -> [(name: String, layer: any Layer)] {
+        var result: [(name: String, layer: any Layer)] = [(prefix, self)]
+        for (name, child) in children { result += child.namedLayers(prefix: Self.join(prefix, name)) }
+        return result
+    }
+
+    /// Switches the whole tree to training mode (batch statistics, dropout, saved activations).
+    public func train() { for (_, layer) in namedLayers() { layer.isTraining = true } }
+    /// Switches the whole tree to inference mode.
+    public func eval() { for (_, layer) in namedLayers() { layer.isTraining = false } }
+
+    /// Zeroes every gradient of the tree.
+    public func zeroGradients() { for p in trainableParameters { p.zeroGradient() } }
+}
+
+/// A layer without parameters whose output shape equals its input shape (activations, dropout).
+public protocol ShapePreservingLayer: Layer {}
+extension ShapePreservingLayer {
+    public func outputShape(for inputShape: [Int]) -> [Int] { inputShape }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+import CLiteCNNKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A persistent pool of worker threads that splits a loop across cores.
+///
+/// `DispatchQueue.concurrentPerform` needs ~20 µs to wake a second thread on this machine, longer than many
+/// MobileNet layers take; these workers spin briefly on an atomic generation counter before sleeping, so a split
+/// costs well under a microsecond while the pool is warm. The calling thread always takes part.
+///
+/// A `parallelFor` issued while another is running (from a worker or from a second caller thread) runs serially on
+/// its caller, so kernels can call it freely without deadlock.
+public final class WorkerPool: @unchecked Sendable {
+    /// The process-wide pool. Its size is `LITECNN_THREADS` when set, otherwise the number of active processors.
+    public static let shared: WorkerPool = {
+        let env = ProcessInfo.processInfo.environment["LITECNN_THREADS"].flatMap(Int.init)
+        return WorkerPool(maximumThreads: max(1, env ?? ProcessInfo.processInfo.activeProcessorCount))
+    }()
+
+    /// Threads the pool may use including the caller (1…maximumThreads). Change it between calls, not during one.
+    public var threadCount: Int {
+        get { activeThreads.load(ordering: .relaxed) }
+        set { activeThreads.store(min(max(1, newValue), maximumThreads), ordering: .relaxed) }
+    }
+
+    public let maximumThreads: Int
+
+    private let activeThreads: Atomic<Int>
+    private let generation = Atomic<Int>(0)
+    private let nextChunk = Atomic<Int>(0)
+    private let pendingWorkers = Atomic<Int>(0)
+    private let busy = Atomic<Bool>(false)
+    private let sleepers = Atomic<Int>(0)
+    private let participants = Atomic<Int>(0)
+    private var job: Job?
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+
+    private struct Job {
+        let body: (Int) -> Void
+        let chunks: Int
+    }
+
+    public init(maximumThreads: Int) {
+        precondition(maximumThreads >= 1, "WorkerPool needs at least one thread")
+        self.maximumThreads = maximumThreads
+        self.activeThreads = Atomic(maximumThreads)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+        for index in 1..<maximumThreads {
+            let thread = Thread { [unowned self] in self.workerLoop(index: index) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Runs `body(i)` for every `i` in `0..<count`, spread over the pool's threads. Returns when all are done.
+    public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        let threads = min(threadCount, count)
+        if threads <= 1 || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            job = Job(body: escapable, chunks: count)
+            nextChunk.store(0, ordering: .relaxed)
+            pendingWorkers.store(threads - 1, ordering: .relaxed)
+            participants.store(threads - 1, ordering: .relaxed)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(&mutex)
+                pthread_cond_broadcast(&condition)
+                pthread_mutex_unlock(&mutex)
+            }
+            runChunks(escapable, count: count)
+            while pendingWorkers.load(ordering: .acquiring) > 0 { spinHint() }
+            job = nil
+        }
+        busy.store(false, ordering: .releasing)
+    }
+
+    /// Splits `0..<count` into at most `threadCount` contiguous ranges of near-equal size and runs them in parallel.
+    public func parallelRanges(_ count: Int, minimumChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = max(1, min(threadCount, count / max(1, minimumChunk)))
+        if parts == 1 { if count > 0 { body(0..<count) }; return }
+        parallelFor(parts) { p in
+            let lo = count * p / parts, hi = count * (p + 1) / parts
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    private func runChunks(_ body: (Int) -> Void, count: Int) {
+        while true {
+            let i = nextChunk.add(1, ordering: .relaxed).oldValue
+            if i >= count { break }
+            body(i)
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen {
+                spins += 1
+                if spins < 20_000 {
+                    spinHint()
+                } else {
+                    pthread_mutex_lock(&mutex)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen {
+                        pthread_cond_wait(&condition, &mutex)
+                    }
+                    sleepers.subtract(1, ordering: .relaxed)
+                    pthread_mutex_unlock(&mutex)
+                    spins = 0
+                }
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            // Only participants read `job`: the caller keeps it alive until every participant has finished.
+            if index <= participants.load(ordering: .relaxed), let job {
+                runChunks(job.body, count: job.chunks)
+                pendingWorkers.subtract(1, ordering: .releasing)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func spinHint() { lcnn_cpu_relax() }
+}
