@@ -42,7 +42,7 @@ let package = Package(
         // MARK: Tests
         .target(name: "_TestSupport", dependencies: ["LiteCNN"], path: "Sources/_TestSupport"),
         .testTarget(name: "LiteCNNTensorTests", dependencies: ["LiteCNNTensor", "_TestSupport"]),
-        .testTarget(name: "LiteCNNLayersTests", dependencies: ["LiteCNNLayers", "_TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LiteCNNLayersTests", dependencies: ["LiteCNNLayers", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LiteCNNModelsTests", dependencies: ["LiteCNNModels", "_TestSupport"]),
         .testTarget(name: "LiteCNNIOTests", dependencies: ["LiteCNNIO", "_TestSupport"]),
     ]
