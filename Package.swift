@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "_TestSupport", dependencies: ["LiteCNN"], path: "Sources/_TestSupport"),
         .testTarget(name: "LiteCNNTensorTests", dependencies: ["LiteCNNTensor", "_TestSupport"]),
         .testTarget(name: "LiteCNNLayersTests", dependencies: ["LiteCNNLayers", "_TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "LiteCNNModelsTests", dependencies: ["LiteCNNModels", "_TestSupport"]),
+        .testTarget(name: "LiteCNNModelsTests", dependencies: ["LiteCNNModels", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LiteCNNIOTests", dependencies: ["LiteCNNIO", "_TestSupport"]),
     ]
 )
