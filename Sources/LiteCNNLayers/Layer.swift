@@ -155,3 +155,41 @@ public protocol ShapePreservingLayer: Layer {}
 extension ShapePreservingLayer {
     public func outputShape(for inputShape: [Int]) -> [Int] { inputShape }
 }
+
+// MARK: Loop helpers shared by the layers
+
+/// Elements below which an elementwise layer stays on the calling thread.
+let elementwiseParallelThreshold = 1 << 15
+
+/// `out[i] = transform(x[i])` over a whole tensor, split over the worker pool when large.
+@inline(__always)
+func mapElements(_ input: Tensor, _ transform: (Float) -> Float) -> Tensor {
+    Tensor(shape: input.shape, layout: input.layout) { out in
+        input.scalars.withUnsafeBufferPointer { x in
+            WorkerPool.shared.parallelRanges(out.count, minimumChunk: elementwiseParallelThreshold) { range in
+                for i in range { out[i] = transform(x[i]) }
+            }
+        }
+    }
+}
+
+/// `out[i] = combine(a[i], b[i])` for two tensors with the same element count (shape taken from `b`).
+@inline(__always)
+func zipElements(_ a: Tensor, _ b: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
+    precondition(a.count == b.count, "elementwise: \(a.shape) vs \(b.shape)")
+    return Tensor(shape: b.shape, layout: b.layout) { out in
+        a.scalars.withUnsafeBufferPointer { x in
+            b.scalars.withUnsafeBufferPointer { y in
+                WorkerPool.shared.parallelRanges(out.count, minimumChunk: elementwiseParallelThreshold) { range in
+                    for i in range { out[i] = combine(x[i], y[i]) }
+                }
+            }
+        }
+    }
+}
+
+/// Splits `rows` rows of `rowLength` elements over the worker pool in chunks of at least ~32 K elements.
+@inline(__always)
+func parallelRows(_ rows: Int, rowLength: Int, _ body: (Range<Int>) -> Void) {
+    WorkerPool.shared.parallelRanges(rows, minimumChunk: max(1, elementwiseParallelThreshold / max(1, rowLength)), body)
+}
