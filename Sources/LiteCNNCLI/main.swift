@@ -1,2 +1,0 @@
-import LiteCNN
-print("litecnn")
