@@ -3,6 +3,9 @@
 // Each kernel has a portable body and, on x86-64, AVX-512 / AVX2+FMA bodies compiled with per-function
 // `__attribute__((target(...)))`. The choice is made once at run time from CPUID, so no build flag
 // (`-march=native`, `unsafeFlags`) is needed for speed. All matrices are row-major float32.
+//
+// Every function here is single-threaded; the Swift side (`Kernels`) splits work over `WorkerPool.shared`
+// by calling them on disjoint ranges. Scratch memory (packing buffers, im2col tiles) is thread-local and reused.
 #ifndef LITECNN_KERNELS_H
 #define LITECNN_KERNELS_H
 
@@ -21,6 +24,80 @@ int lcnn_isa_level(void);
 
 /// Forces a lower instruction-set level (for testing the fallbacks); returns the level in force.
 int lcnn_set_isa_level(int level);
+
+// MARK: - GEMM
+
+/// Activation fused into a kernel's epilogue.
+enum {
+    LCNN_ACT_NONE = 0,
+    LCNN_ACT_RELU = 1,
+    LCNN_ACT_RELU6 = 2,
+};
+
+/// Single-threaded `C = act(alpha·op(A)·op(B) + beta·C + bias)`; op(A) is m×k, op(B) k×n, `bias` (length n, or NULL)
+/// is added per column. With `beta == 0` C is not read. `act` is one of `LCNN_ACT_*`.
+void lcnn_sgemm(int transA, int transB, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *a, int64_t lda, const float *b, int64_t ldb,
+                float beta, float *c, int64_t ldc, const float *bias, int act);
+
+/// Floats needed by `lcnn_pack_b` for a k×n right-hand matrix (independent of the instruction set).
+int64_t lcnn_packed_b_count(int64_t k, int64_t n);
+
+/// Packs op(B) (k×n) once into the layout the micro-kernels read, so repeated products skip the packing.
+void lcnn_pack_b(int transB, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed);
+
+/// `lcnn_sgemm` with op(B) given pre-packed by `lcnn_pack_b(…, k, n, …)`.
+void lcnn_sgemm_packed(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *packedB, float beta, float *c, int64_t ldc, const float *bias, int act);
+
+// MARK: - Convolution (NHWC activations)
+
+/// The shape of one 2-D convolution (see ConvGeometry.swift). `oh`, `ow` are the output height and width.
+typedef struct {
+    int64_t batch, ih, iw, ic, oc, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, groups;
+} lcnn_conv_geom;
+
+/// Writes rows `[pix0, pix0 + npix)` of the im2col matrix of channel slice `[c0, c0 + cpg)` of `input`.
+/// Output pixels are numbered `(n·oh + oy)·ow + ox`; each row holds `kh·kw·cpg` values in (ky, kx, c) order,
+/// zeros where the window leaves the image.
+void lcnn_im2col_nhwc(const lcnn_conv_geom *g, const float *input, int64_t c0, int64_t cpg,
+                      int64_t pix0, int64_t npix, float *cols);
+
+/// The adjoint of `lcnn_im2col_nhwc`: adds the rows back into `gradInput` (+=).
+void lcnn_col2im_add_nhwc(const lcnn_conv_geom *g, const float *cols, int64_t c0, int64_t cpg,
+                          int64_t pix0, int64_t npix, float *gradInput);
+
+/// Forward convolution of output pixels `[pix0, pix0 + npix)`, all groups. `packedWeight` holds per group
+/// `lcnn_pack_b(1, kh·kw·icg, ocg, W_g)` of the weights reordered to `[oc, kh, kw, icg]`, `groupStride` floats apart.
+void lcnn_conv2d_forward_tile(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                              int64_t groupStride, const float *bias, int act, float *output,
+                              int64_t pix0, int64_t npix);
+
+/// Backward-input of output pixels `[pix0, pix0 + npix)`: `packedWeight` holds per group
+/// `lcnn_pack_b(0, ocg, kh·kw·icg, W_g)`. For a pointwise (1×1, stride 1, unpadded) geometry the matching input
+/// pixels are overwritten; otherwise the contributions are added into `gradInput` (zero it first, and never run two
+/// overlapping calls at once).
+void lcnn_conv2d_backward_input_tile(const lcnn_conv_geom *g, const float *gradOutput, const float *packedWeight,
+                                     int64_t groupStride, float *gradInput, int64_t pix0, int64_t npix);
+
+/// Backward-weight of output pixels `[pix0, pix0 + npix)`: `accumulator[group][ocg][kh·kw·icg]` (taps-major
+/// (ky, kx, c) order) += gradOutput_gᵀ · im2col(input_g).
+void lcnn_conv2d_backward_weight_tile(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                      float *accumulator, int64_t pix0, int64_t npix);
+
+// MARK: - Depthwise convolution (channels == groups, NHWC, weights tap-major `[kh·kw][C]`)
+
+/// Output rows `[row0, row1)` (rows numbered `n·oh + oy`) of a depthwise convolution with `g->ic == g->oc` channels.
+void lcnn_depthwise_forward_rows(const lcnn_conv_geom *g, const float *input, const float *weightTaps,
+                                 const float *bias, int act, float *output, int64_t row0, int64_t row1);
+
+/// Input-gradient rows `[row0, row1)` (rows numbered `n·ih + iy`), overwritten.
+void lcnn_depthwise_backward_input_rows(const lcnn_conv_geom *g, const float *gradOutput, const float *weightTaps,
+                                        float *gradInput, int64_t row0, int64_t row1);
+
+/// `gradWeightTaps[kh·kw][C] +=` the contribution of output rows `[row0, row1)`.
+void lcnn_depthwise_backward_weight_rows(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                         float *gradWeightTaps, int64_t row0, int64_t row1);
 
 #ifdef __cplusplus
 }

@@ -1,29 +1,129 @@
+import CLiteCNNKernels
+
+/// An activation applied in a kernel's epilogue, while the output is still in registers.
+public enum FusedActivation: Int32, Sendable {
+    case none = 0
+    /// `max(x, 0)`
+    case relu = 1
+    /// `min(max(x, 0), 6)`
+    case relu6 = 2
+}
+
 /// The fast kernels the layers call. Same contracts as `ReferenceKernels` (which defines them), optimized for
 /// AVX-512 / AVX2 via `CLiteCNNKernels`, split over `WorkerPool.shared`.
+///
+/// Dense and grouped convolutions run as GEMM over NHWC patches (pointwise ones read the input in place, others
+/// through bounded im2col tiles); depthwise convolutions (`groups == inputChannels`, any channel multiplier) run a
+/// direct kernel vectorized over channels. The instruction set is chosen at run time (`lcnn_isa_level`).
 public enum Kernels {
     /// `output = conv(input, weight) + bias`; NHWC input/output, OIHW weights. `output` is overwritten.
     public static func conv2dForward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                      output: UnsafeMutablePointer<Float>, geometry: ConvGeometry) {
-        ReferenceKernels.conv2dForward(input: input, weight: weight, bias: bias, output: output, geometry: geometry)
+        conv2dForward(input: input, weight: weight, bias: bias, output: output, geometry: geometry, activation: .none)
+    }
+
+    /// `output = activation(conv(input, weight) + bias)` with the activation fused into the kernel.
+    public static func conv2dForward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                     output: UnsafeMutablePointer<Float>, geometry: ConvGeometry,
+                                     activation: FusedActivation) {
+        let packed = PackedConvolution(weight: weight, bias: bias, geometry: geometry)
+        packed.forward(input: input, output: output, geometry: geometry, activation: activation)
     }
 
     /// `gradInput = ∂L/∂input` (overwritten).
     public static func conv2dBackwardInput(gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                            gradInput: UnsafeMutablePointer<Float>, geometry: ConvGeometry) {
-        ReferenceKernels.conv2dBackwardInput(gradOutput: gradOutput, weight: weight, gradInput: gradInput, geometry: geometry)
+        if geometry.isDepthwise {
+            DepthwiseConvolution.backwardInput(gradOutput: gradOutput, weight: weight, gradInput: gradInput, geometry: geometry)
+        } else {
+            GemmConvolution.backwardInput(gradOutput: gradOutput, weight: weight, gradInput: gradInput, geometry: geometry)
+        }
     }
 
     /// `gradWeight += ∂L/∂weight` (accumulates).
     public static func conv2dBackwardWeight(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                                             gradWeight: UnsafeMutablePointer<Float>, geometry: ConvGeometry) {
-        ReferenceKernels.conv2dBackwardWeight(input: input, gradOutput: gradOutput, gradWeight: gradWeight, geometry: geometry)
+        if geometry.isDepthwise {
+            DepthwiseConvolution.backwardWeight(input: input, gradOutput: gradOutput, gradWeight: gradWeight, geometry: geometry)
+        } else {
+            GemmConvolution.backwardWeight(input: input, gradOutput: gradOutput, gradWeight: gradWeight, geometry: geometry)
+        }
     }
 
-    /// `C = alpha·op(A)·op(B) + beta·C`, row-major.
+    /// `C = alpha·op(A)·op(B) + beta·C`, row-major. With `beta == 0`, C is not read.
     public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        ReferenceKernels.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+             beta: beta, c: c, ldc: ldc, bias: nil, activation: .none)
     }
+
+    /// `C = activation(alpha·op(A)·op(B) + beta·C + bias)` with `bias` (length n) added to every row.
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                            bias: UnsafePointer<Float>?, activation: FusedActivation) {
+        precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=\(m) n=\(n) k=\(k)")
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
+                     "gemm: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n) k=\(k)")
+        if m == 0 || n == 0 { return }
+        let act = activation.rawValue
+        let threads = WorkerPool.shared.threadCount
+        func run(_ m0: Int, _ m1: Int, _ n0: Int, _ n1: Int) {
+            let aStart = transA ? a + m0 : a + m0 * lda
+            let bStart = transB ? b + n0 * ldb : b + n0
+            lcnn_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int64(m1 - m0), Int64(n1 - n0), Int64(k), alpha,
+                       aStart, Int64(lda), bStart, Int64(ldb), beta, c + m0 * ldc + n0, Int64(ldc),
+                       bias.map { $0 + n0 }, act)
+        }
+        if threads <= 1 || m * n * k < 1 << 17 {
+            run(0, m, 0, n)
+            return
+        }
+        if (m >= n && m >= 12) || n < 64 {
+            // Rows in multiples of the 6-row micro-tile.
+            let tiles = (m + 5) / 6, parts = min(threads, tiles)
+            WorkerPool.shared.parallelFor(parts) { p in
+                let lo = min(m, tiles * p / parts * 6), hi = min(m, tiles * (p + 1) / parts * 6)
+                if lo < hi { run(lo, hi, 0, n) }
+            }
+        } else {
+            // Columns in multiples of the 32-wide micro-tile.
+            let tiles = (n + 31) / 32, parts = min(threads, tiles)
+            WorkerPool.shared.parallelFor(parts) { p in
+                let lo = min(n, tiles * p / parts * 32), hi = min(n, tiles * (p + 1) / parts * 32)
+                if lo < hi { run(0, m, lo, hi) }
+            }
+        }
+    }
+
+    /// The instruction-set level the kernels dispatch to: 0 portable C, 1 AVX2+FMA, 2 AVX-512.
+    public static var instructionSetLevel: Int { Int(lcnn_isa_level()) }
+
+    /// Caps the instruction-set level (to exercise the fallbacks); returns the level now in force.
+    @discardableResult
+    public static func limitInstructionSet(to level: Int) -> Int { Int(lcnn_set_isa_level(Int32(level))) }
+}
+
+extension ConvGeometry {
+    /// The C kernels' view of this geometry.
+    var cGeometry: lcnn_conv_geom {
+        lcnn_conv_geom(batch: Int64(batch), ih: Int64(inputHeight), iw: Int64(inputWidth), ic: Int64(inputChannels),
+                       oc: Int64(outputChannels), kh: Int64(kernelHeight), kw: Int64(kernelWidth),
+                       sh: Int64(strideH), sw: Int64(strideW), dh: Int64(dilationH), dw: Int64(dilationW),
+                       pt: Int64(padTop), pl: Int64(padLeft), oh: Int64(outputHeight), ow: Int64(outputWidth),
+                       groups: Int64(groups))
+    }
+}
+
+/// A C geometry at a stable address, shared read-only by the threads of one kernel call.
+final class CGeometry: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<lcnn_conv_geom>
+
+    init(_ g: ConvGeometry) {
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: g.cGeometry)
+    }
+
+    deinit { pointer.deallocate() }
 }

@@ -1,0 +1,247 @@
+// Depthwise 2-D convolution (one filter per channel) on NHWC activations, vectorized over channels.
+//
+// Weights are tap-major `[kh·kw][C]` so one tap of a block of channels is one vector load. The AVX-512 forward
+// kernel keeps four output pixels × 16 channels in registers over the interior of a row (every tap inside the
+// image), with 3×3 and 5×5 at stride 1 and 2 compiled as specializations; borders, channel tails (masked) and any
+// other kernel size, stride or dilation take the generic path. The backward kernels and the AVX2 / portable
+// forward are plain channel loops that the compiler vectorizes for each target.
+#include "internal.h"
+
+LCNN_INLINE float dw_activate(float v, int act) {
+    if (act == LCNN_ACT_RELU) return v > 0 ? v : 0;
+    if (act == LCNN_ACT_RELU6) return v < 0 ? 0 : (v > 6 ? 6 : v);
+    return v;
+}
+
+// MARK: - Generic bodies (vectorized by the compiler per target)
+
+LCNN_INLINE void dw_forward_rows_body(const lcnn_conv_geom *g, const float *input, const float *wt,
+                                      const float *bias, int act, float *output, int64_t row0, int64_t row1) {
+    const int64_t C = g->ic;
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            float *restrict o = output + (row * g->ow + ox) * C;
+            if (bias) for (int64_t c = 0; c < C; c++) o[c] = bias[c];
+            else for (int64_t c = 0; c < C; c++) o[c] = 0;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy < 0 || iy >= g->ih) continue;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+                    if (ix < 0 || ix >= g->iw) continue;
+                    const float *restrict ip = input + ((n * g->ih + iy) * g->iw + ix) * C;
+                    const float *restrict wp = wt + (ky * g->kw + kx) * C;
+                    for (int64_t c = 0; c < C; c++) o[c] += ip[c] * wp[c];
+                }
+            }
+            if (act != LCNN_ACT_NONE) for (int64_t c = 0; c < C; c++) o[c] = dw_activate(o[c], act);
+        }
+    }
+}
+
+LCNN_INLINE void dw_backward_input_rows_body(const lcnn_conv_geom *g, const float *gradOutput, const float *wt,
+                                             float *gradInput, int64_t row0, int64_t row1) {
+    const int64_t C = g->ic;
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->ih, iy = row % g->ih;
+        for (int64_t ix = 0; ix < g->iw; ix++) {
+            float *restrict d = gradInput + (row * g->iw + ix) * C;
+            for (int64_t c = 0; c < C; c++) d[c] = 0;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t t = iy + g->pt - ky * g->dh;
+                if (t < 0 || t % g->sh != 0 || t / g->sh >= g->oh) continue;
+                int64_t oy = t / g->sh;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t u = ix + g->pl - kx * g->dw;
+                    if (u < 0 || u % g->sw != 0 || u / g->sw >= g->ow) continue;
+                    int64_t ox = u / g->sw;
+                    const float *restrict gp = gradOutput + ((n * g->oh + oy) * g->ow + ox) * C;
+                    const float *restrict wp = wt + (ky * g->kw + kx) * C;
+                    for (int64_t c = 0; c < C; c++) d[c] += gp[c] * wp[c];
+                }
+            }
+        }
+    }
+}
+
+LCNN_INLINE void dw_backward_weight_rows_body(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                              float *gw, int64_t row0, int64_t row1) {
+    const int64_t C = g->ic;
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            const float *restrict gp = gradOutput + (row * g->ow + ox) * C;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy < 0 || iy >= g->ih) continue;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+                    if (ix < 0 || ix >= g->iw) continue;
+                    const float *restrict ip = input + ((n * g->ih + iy) * g->iw + ix) * C;
+                    float *restrict acc = gw + (ky * g->kw + kx) * C;
+                    for (int64_t c = 0; c < C; c++) acc[c] += gp[c] * ip[c];
+                }
+            }
+        }
+    }
+}
+
+static void dw_forward_portable(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias,
+                                int act, float *output, int64_t row0, int64_t row1) {
+    dw_forward_rows_body(g, input, wt, bias, act, output, row0, row1);
+}
+static void dw_backward_input_portable(const lcnn_conv_geom *g, const float *gradOutput, const float *wt,
+                                       float *gradInput, int64_t row0, int64_t row1) {
+    dw_backward_input_rows_body(g, gradOutput, wt, gradInput, row0, row1);
+}
+static void dw_backward_weight_portable(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                        float *gw, int64_t row0, int64_t row1) {
+    dw_backward_weight_rows_body(g, input, gradOutput, gw, row0, row1);
+}
+
+#if LCNN_X86
+LCNN_TARGET_AVX2
+static void dw_forward_avx2(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias,
+                            int act, float *output, int64_t row0, int64_t row1) {
+    dw_forward_rows_body(g, input, wt, bias, act, output, row0, row1);
+}
+LCNN_TARGET_AVX2
+static void dw_backward_input_avx2(const lcnn_conv_geom *g, const float *gradOutput, const float *wt,
+                                   float *gradInput, int64_t row0, int64_t row1) {
+    dw_backward_input_rows_body(g, gradOutput, wt, gradInput, row0, row1);
+}
+LCNN_TARGET_AVX2
+static void dw_backward_weight_avx2(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                    float *gw, int64_t row0, int64_t row1) {
+    dw_backward_weight_rows_body(g, input, gradOutput, gw, row0, row1);
+}
+LCNN_TARGET_AVX512
+static void dw_backward_input_avx512(const lcnn_conv_geom *g, const float *gradOutput, const float *wt,
+                                     float *gradInput, int64_t row0, int64_t row1) {
+    dw_backward_input_rows_body(g, gradOutput, wt, gradInput, row0, row1);
+}
+LCNN_TARGET_AVX512
+static void dw_backward_weight_avx512(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                      float *gw, int64_t row0, int64_t row1) {
+    dw_backward_weight_rows_body(g, input, gradOutput, gw, row0, row1);
+}
+
+// MARK: - AVX-512 forward
+
+LCNN_TARGET_AVX512
+LCNN_INLINE __m512 dw512_activate(__m512 v, int act) {
+    if (act == LCNN_ACT_NONE) return v;
+    v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (act == LCNN_ACT_RELU6) v = _mm512_min_ps(v, _mm512_set1_ps(6));
+    return v;
+}
+
+/// One output row. `KW`/`SW` are compile-time kernel width and stride when nonzero (specializations).
+LCNN_TARGET_AVX512
+LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias, int act,
+                           float *out, int64_t n, int64_t oy, const int64_t KW, const int64_t SW) {
+    const int64_t C = g->ic, kw = KW ? KW : g->kw, sw = SW ? SW : g->sw, dw = g->dw, pl = g->pl;
+    const int64_t rowStride = g->iw * C;
+    const float *image = input + n * g->ih * rowStride;
+    // Interior columns: every tap inside the row.
+    int64_t lo = (pl + sw - 1) / sw;
+    int64_t span = g->iw - 1 + pl - (kw - 1) * dw;
+    int64_t hi = span < 0 ? 0 : span / sw + 1;
+    if (hi > g->ow) hi = g->ow;
+    if (lo > hi) lo = hi;
+    int64_t ox = 0;
+    while (ox < g->ow) {
+        if (ox >= lo && ox + 4 <= hi) {
+            for (int64_t cb = 0; cb < C; cb += 16) {
+                __mmask16 mask = C - cb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - cb)) - 1);
+                __m512 a0 = bias ? _mm512_maskz_loadu_ps(mask, bias + cb) : _mm512_setzero_ps();
+                __m512 a1 = a0, a2 = a0, a3 = a0;
+                for (int64_t ky = 0; ky < g->kh; ky++) {
+                    int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                    if (iy < 0 || iy >= g->ih) continue;
+                    const float *rp = image + iy * rowStride + (ox * sw - pl) * C + cb;
+                    const float *wp = wt + ky * kw * C + cb;
+                    for (int64_t kx = 0; kx < kw; kx++) {
+                        __m512 w = _mm512_maskz_loadu_ps(mask, wp + kx * C);
+                        const float *ip = rp + kx * dw * C;
+                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, ip), w, a0);
+                        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, ip + sw * C), w, a1);
+                        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, ip + 2 * sw * C), w, a2);
+                        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, ip + 3 * sw * C), w, a3);
+                    }
+                }
+                float *op = out + ox * C + cb;
+                _mm512_mask_storeu_ps(op, mask, dw512_activate(a0, act));
+                _mm512_mask_storeu_ps(op + C, mask, dw512_activate(a1, act));
+                _mm512_mask_storeu_ps(op + 2 * C, mask, dw512_activate(a2, act));
+                _mm512_mask_storeu_ps(op + 3 * C, mask, dw512_activate(a3, act));
+            }
+            ox += 4;
+        } else {
+            for (int64_t cb = 0; cb < C; cb += 16) {
+                __mmask16 mask = C - cb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - cb)) - 1);
+                __m512 a0 = bias ? _mm512_maskz_loadu_ps(mask, bias + cb) : _mm512_setzero_ps();
+                for (int64_t ky = 0; ky < g->kh; ky++) {
+                    int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                    if (iy < 0 || iy >= g->ih) continue;
+                    for (int64_t kx = 0; kx < kw; kx++) {
+                        int64_t ix = ox * sw - pl + kx * dw;
+                        if (ix < 0 || ix >= g->iw) continue;
+                        __m512 w = _mm512_maskz_loadu_ps(mask, wt + (ky * kw + kx) * C + cb);
+                        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, image + iy * rowStride + ix * C + cb), w, a0);
+                    }
+                }
+                _mm512_mask_storeu_ps(out + ox * C + cb, mask, dw512_activate(a0, act));
+            }
+            ox += 1;
+        }
+    }
+}
+
+LCNN_TARGET_AVX512
+static void dw_forward_avx512(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias,
+                              int act, float *output, int64_t row0, int64_t row1) {
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        float *out = output + row * g->ow * g->ic;
+        if (g->kw == 3 && g->sw == 1) dw512_row(g, input, wt, bias, act, out, n, oy, 3, 1);
+        else if (g->kw == 3 && g->sw == 2) dw512_row(g, input, wt, bias, act, out, n, oy, 3, 2);
+        else if (g->kw == 5 && g->sw == 1) dw512_row(g, input, wt, bias, act, out, n, oy, 5, 1);
+        else if (g->kw == 5 && g->sw == 2) dw512_row(g, input, wt, bias, act, out, n, oy, 5, 2);
+        else dw512_row(g, input, wt, bias, act, out, n, oy, 0, 0);
+    }
+}
+#endif
+
+// MARK: - Dispatch
+
+void lcnn_depthwise_forward_rows(const lcnn_conv_geom *g, const float *input, const float *weightTaps,
+                                 const float *bias, int act, float *output, int64_t row0, int64_t row1) {
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { dw_forward_avx512(g, input, weightTaps, bias, act, output, row0, row1); return; }
+    if (level >= 1) { dw_forward_avx2(g, input, weightTaps, bias, act, output, row0, row1); return; }
+#endif
+    dw_forward_portable(g, input, weightTaps, bias, act, output, row0, row1);
+}
+
+void lcnn_depthwise_backward_input_rows(const lcnn_conv_geom *g, const float *gradOutput, const float *weightTaps,
+                                        float *gradInput, int64_t row0, int64_t row1) {
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { dw_backward_input_avx512(g, gradOutput, weightTaps, gradInput, row0, row1); return; }
+    if (level >= 1) { dw_backward_input_avx2(g, gradOutput, weightTaps, gradInput, row0, row1); return; }
+#endif
+    dw_backward_input_portable(g, gradOutput, weightTaps, gradInput, row0, row1);
+}
+
+void lcnn_depthwise_backward_weight_rows(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
+                                         float *gradWeightTaps, int64_t row0, int64_t row1) {
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { dw_backward_weight_avx512(g, input, gradOutput, gradWeightTaps, row0, row1); return; }
+    if (level >= 1) { dw_backward_weight_avx2(g, input, gradOutput, gradWeightTaps, row0, row1); return; }
+#endif
+    dw_backward_weight_portable(g, input, gradOutput, gradWeightTaps, row0, row1);
+}

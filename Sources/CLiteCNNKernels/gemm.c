@@ -1,0 +1,378 @@
+// Packed, cache-blocked single-precision GEMM (row-major).
+//
+// Goto/BLIS structure: B is packed per (KC × NC) block into 16-column panels, A per (MC × KC) block into 6-row
+// panels, and a register-tiled micro-kernel multiplies one A panel by one or two B panels:
+//   AVX-512: 6 × 32 (12 zmm accumulators, two 16-wide B panels), 6 × 16 for a narrow right edge;
+//   AVX2:    6 × 16 (12 ymm accumulators);
+//   portable: 6 × 16 in plain C.
+// The packed B layout does not depend on the instruction set, so weights packed once (`lcnn_pack_b`) serve every
+// level. Edges are zero-padded in the packed panels; stores are masked (AVX-512) or go through a scratch tile.
+#include "internal.h"
+
+enum { MR = 6, PW = 16, KC = 256, MC = 144, NC = 1024 };
+
+// MARK: - Scratch
+
+static _Thread_local float *scratch_pointer[LCNN_SCRATCH_COUNT];
+static _Thread_local int64_t scratch_capacity[LCNN_SCRATCH_COUNT];
+
+float *lcnn_scratch(int slot, int64_t count) {
+    if (scratch_capacity[slot] < count) {
+        free(scratch_pointer[slot]);
+        int64_t capacity = count + count / 4 + 64;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, (size_t)capacity * sizeof(float)) != 0) abort();
+        scratch_pointer[slot] = (float *)p;
+        scratch_capacity[slot] = capacity;
+    }
+    return scratch_pointer[slot];
+}
+
+// MARK: - Packing
+
+/// Packs op(B)[0..<kc, 0..<nc] (b points at op(B)[0][0]) into ceil(nc/16) panels of kc × 16, zero-padded.
+static void pack_b_block(int transB, int64_t kc, int64_t nc, const float *b, int64_t ldb, float *out) {
+    for (int64_t q = 0; q < nc; q += PW) {
+        int64_t w = nc - q < PW ? nc - q : PW;
+        float *panel = out + (q / PW) * kc * PW;
+        if (!transB) {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = b + p * ldb + q;
+                float *dst = panel + p * PW;
+                if (w == PW) {
+                    memcpy(dst, src, PW * sizeof(float));
+                } else {
+                    for (int64_t j = 0; j < w; j++) dst[j] = src[j];
+                    for (int64_t j = w; j < PW; j++) dst[j] = 0;
+                }
+            }
+        } else {
+            if (w < PW) memset(panel, 0, (size_t)(kc * PW) * sizeof(float));
+            for (int64_t j = 0; j < w; j++) {
+                const float *src = b + (q + j) * ldb;
+                for (int64_t p = 0; p < kc; p++) panel[p * PW + j] = src[p];
+            }
+        }
+    }
+}
+
+/// Packs op(A)[0..<mc, 0..<kc] (a points at op(A)[0][0]) into ceil(mc/6) panels of kc × 6, zero-padded.
+static void pack_a_block(int transA, int64_t mc, int64_t kc, const float *a, int64_t lda, float *out) {
+    for (int64_t r = 0; r < mc; r += MR) {
+        int64_t h = mc - r < MR ? mc - r : MR;
+        float *panel = out + (r / MR) * kc * MR;
+        if (!transA) {
+            if (h == MR) {
+                const float *a0 = a + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda, *a4 = a3 + lda,
+                            *a5 = a4 + lda;
+                for (int64_t p = 0; p < kc; p++) {
+                    float *d = panel + p * MR;
+                    d[0] = a0[p]; d[1] = a1[p]; d[2] = a2[p]; d[3] = a3[p]; d[4] = a4[p]; d[5] = a5[p];
+                }
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    float *d = panel + p * MR;
+                    for (int64_t i = 0; i < h; i++) d[i] = a[(r + i) * lda + p];
+                    for (int64_t i = h; i < MR; i++) d[i] = 0;
+                }
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = a + p * lda + r;
+                float *d = panel + p * MR;
+                for (int64_t i = 0; i < h; i++) d[i] = src[i];
+                for (int64_t i = h; i < MR; i++) d[i] = 0;
+            }
+        }
+    }
+}
+
+// MARK: - Epilogue
+
+/// What the micro-kernel does with its accumulators: `first` applies beta and bias, `last` the activation.
+typedef struct {
+    float alpha, beta;
+    const float *bias;  // already offset to the tile's first column, or NULL
+    int first, last, act;
+} epilogue;
+
+LCNN_INLINE float activate(float v, int act) {
+    if (act == LCNN_ACT_RELU) return v > 0 ? v : 0;
+    if (act == LCNN_ACT_RELU6) return v < 0 ? 0 : (v > 6 ? 6 : v);
+    return v;
+}
+
+/// Scalar epilogue over an mr × nr corner of a tile stored with row stride `ts`.
+static void store_tile_scalar(const float *tile, int64_t ts, float *c, int64_t ldc, int64_t mr, int64_t nr,
+                              const epilogue *e) {
+    for (int64_t i = 0; i < mr; i++) {
+        for (int64_t j = 0; j < nr; j++) {
+            float v = e->alpha * tile[i * ts + j];
+            if (e->first) {
+                if (e->beta != 0) v += e->beta * c[i * ldc + j];
+                if (e->bias) v += e->bias[j];
+            } else {
+                v += c[i * ldc + j];
+            }
+            if (e->last) v = activate(v, e->act);
+            c[i * ldc + j] = v;
+        }
+    }
+}
+
+// MARK: - Portable micro-kernel
+
+static void kernel_portable_6x16(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc,
+                                 int64_t mr, int64_t nr, const epilogue *e) {
+    float acc[MR][PW];
+    memset(acc, 0, sizeof acc);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *bp = pb + p * PW;
+        for (int i = 0; i < MR; i++) {
+            float av = pa[p * MR + i];
+            for (int j = 0; j < PW; j++) acc[i][j] += av * bp[j];
+        }
+    }
+    store_tile_scalar(&acc[0][0], PW, c, ldc, mr, nr, e);
+}
+
+#if LCNN_X86
+// MARK: - AVX2 micro-kernel
+
+LCNN_TARGET_AVX2
+static void kernel_avx2_6x16(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc,
+                             int64_t mr, int64_t nr, const epilogue *e) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(pb + p * PW), b1 = _mm256_loadu_ps(pb + p * PW + 8);
+        const float *ap = pa + p * MR;
+        __m256 a;
+        a = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (mr == MR && nr == PW) {
+        __m256 alpha = _mm256_set1_ps(e->alpha), beta = _mm256_set1_ps(e->beta);
+        __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6);
+        for (int i = 0; i < MR; i++) {
+            for (int h = 0; h < 2; h++) {
+                float *cp = c + i * ldc + h * 8;
+                __m256 v = _mm256_mul_ps(alpha, acc[i][h]);
+                if (e->first) {
+                    if (e->beta != 0) v = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cp), v);
+                    if (e->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(e->bias + h * 8));
+                } else {
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(cp));
+                }
+                if (e->last && e->act != LCNN_ACT_NONE) {
+                    v = _mm256_max_ps(v, zero);
+                    if (e->act == LCNN_ACT_RELU6) v = _mm256_min_ps(v, six);
+                }
+                _mm256_storeu_ps(cp, v);
+            }
+        }
+    } else {
+        float tile[MR * PW] __attribute__((aligned(32)));
+        for (int i = 0; i < MR; i++) {
+            _mm256_store_ps(tile + i * PW, acc[i][0]);
+            _mm256_store_ps(tile + i * PW + 8, acc[i][1]);
+        }
+        store_tile_scalar(tile, PW, c, ldc, mr, nr, e);
+    }
+}
+
+// MARK: - AVX-512 micro-kernels
+
+LCNN_TARGET_AVX512
+LCNN_INLINE void store_row_avx512(__m512 acc, float *cp, const float *bias, __mmask16 mask, const epilogue *e) {
+    __m512 v = _mm512_mul_ps(_mm512_set1_ps(e->alpha), acc);
+    if (e->first) {
+        if (e->beta != 0) v = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(mask, cp), v);
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
+    } else {
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cp));
+    }
+    if (e->last && e->act != LCNN_ACT_NONE) {
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+        if (e->act == LCNN_ACT_RELU6) v = _mm512_min_ps(v, _mm512_set1_ps(6));
+    }
+    _mm512_mask_storeu_ps(cp, mask, v);
+}
+
+LCNN_TARGET_AVX512
+static void kernel_avx512_6x32(int64_t kc, const float *pa, const float *pb0, const float *pb1, float *c,
+                               int64_t ldc, int64_t mr, int64_t nr, const epilogue *e) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    int64_t p = 0;
+    for (; p + 1 < kc; p += 2) {
+        const float *ap = pa + p * MR;
+        __m512 b0 = _mm512_loadu_ps(pb0 + p * PW), b1 = _mm512_loadu_ps(pb1 + p * PW);
+        __m512 a;
+        a = _mm512_set1_ps(ap[0]); c00 = _mm512_fmadd_ps(a, b0, c00); c01 = _mm512_fmadd_ps(a, b1, c01);
+        a = _mm512_set1_ps(ap[1]); c10 = _mm512_fmadd_ps(a, b0, c10); c11 = _mm512_fmadd_ps(a, b1, c11);
+        a = _mm512_set1_ps(ap[2]); c20 = _mm512_fmadd_ps(a, b0, c20); c21 = _mm512_fmadd_ps(a, b1, c21);
+        a = _mm512_set1_ps(ap[3]); c30 = _mm512_fmadd_ps(a, b0, c30); c31 = _mm512_fmadd_ps(a, b1, c31);
+        a = _mm512_set1_ps(ap[4]); c40 = _mm512_fmadd_ps(a, b0, c40); c41 = _mm512_fmadd_ps(a, b1, c41);
+        a = _mm512_set1_ps(ap[5]); c50 = _mm512_fmadd_ps(a, b0, c50); c51 = _mm512_fmadd_ps(a, b1, c51);
+        b0 = _mm512_loadu_ps(pb0 + p * PW + PW); b1 = _mm512_loadu_ps(pb1 + p * PW + PW);
+        a = _mm512_set1_ps(ap[6]); c00 = _mm512_fmadd_ps(a, b0, c00); c01 = _mm512_fmadd_ps(a, b1, c01);
+        a = _mm512_set1_ps(ap[7]); c10 = _mm512_fmadd_ps(a, b0, c10); c11 = _mm512_fmadd_ps(a, b1, c11);
+        a = _mm512_set1_ps(ap[8]); c20 = _mm512_fmadd_ps(a, b0, c20); c21 = _mm512_fmadd_ps(a, b1, c21);
+        a = _mm512_set1_ps(ap[9]); c30 = _mm512_fmadd_ps(a, b0, c30); c31 = _mm512_fmadd_ps(a, b1, c31);
+        a = _mm512_set1_ps(ap[10]); c40 = _mm512_fmadd_ps(a, b0, c40); c41 = _mm512_fmadd_ps(a, b1, c41);
+        a = _mm512_set1_ps(ap[11]); c50 = _mm512_fmadd_ps(a, b0, c50); c51 = _mm512_fmadd_ps(a, b1, c51);
+    }
+    for (; p < kc; p++) {
+        const float *ap = pa + p * MR;
+        __m512 b0 = _mm512_loadu_ps(pb0 + p * PW), b1 = _mm512_loadu_ps(pb1 + p * PW);
+        __m512 a;
+        a = _mm512_set1_ps(ap[0]); c00 = _mm512_fmadd_ps(a, b0, c00); c01 = _mm512_fmadd_ps(a, b1, c01);
+        a = _mm512_set1_ps(ap[1]); c10 = _mm512_fmadd_ps(a, b0, c10); c11 = _mm512_fmadd_ps(a, b1, c11);
+        a = _mm512_set1_ps(ap[2]); c20 = _mm512_fmadd_ps(a, b0, c20); c21 = _mm512_fmadd_ps(a, b1, c21);
+        a = _mm512_set1_ps(ap[3]); c30 = _mm512_fmadd_ps(a, b0, c30); c31 = _mm512_fmadd_ps(a, b1, c31);
+        a = _mm512_set1_ps(ap[4]); c40 = _mm512_fmadd_ps(a, b0, c40); c41 = _mm512_fmadd_ps(a, b1, c41);
+        a = _mm512_set1_ps(ap[5]); c50 = _mm512_fmadd_ps(a, b0, c50); c51 = _mm512_fmadd_ps(a, b1, c51);
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    const float *bias0 = e->bias, *bias1 = e->bias ? e->bias + 16 : NULL;
+    __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        store_row_avx512(acc[i][0], c + i * ldc, bias0, m0, e);
+        if (m1) store_row_avx512(acc[i][1], c + i * ldc + 16, bias1, m1, e);
+    }
+}
+
+LCNN_TARGET_AVX512
+static void kernel_avx512_6x16(int64_t kc, const float *pa, const float *pb, float *c, int64_t ldc,
+                               int64_t mr, int64_t nr, const epilogue *e) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    for (int64_t p = 0; p < kc; p++) {
+        const float *ap = pa + p * MR;
+        __m512 b = _mm512_loadu_ps(pb + p * PW);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(ap[0]), b, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(ap[1]), b, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(ap[2]), b, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(ap[3]), b, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(ap[4]), b, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(ap[5]), b, c5);
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __m512 acc[MR] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        store_row_avx512(acc[i], c + i * ldc, e->bias, m0, e);
+    }
+}
+#endif
+
+// MARK: - Macro-kernel
+
+/// Multiplies a packed A block (mc × kc) by a packed B block (kc × nc) into C.
+static void macro_kernel(int level, int64_t mc, int64_t nc, int64_t kc, const float *pa, const float *pb,
+                         float *c, int64_t ldc, epilogue e, const float *bias) {
+#if LCNN_X86
+    if (level >= 2) {
+        for (int64_t jr = 0; jr < nc; jr += 2 * PW) {
+            int64_t nr = nc - jr < 2 * PW ? nc - jr : 2 * PW;
+            const float *pb0 = pb + (jr / PW) * kc * PW;
+            e.bias = bias ? bias + jr : NULL;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                int64_t mr = mc - ir < MR ? mc - ir : MR;
+                const float *pap = pa + (ir / MR) * kc * MR;
+                if (nr > PW) kernel_avx512_6x32(kc, pap, pb0, pb0 + kc * PW, c + ir * ldc + jr, ldc, mr, nr, &e);
+                else kernel_avx512_6x16(kc, pap, pb0, c + ir * ldc + jr, ldc, mr, nr, &e);
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t jr = 0; jr < nc; jr += PW) {
+        int64_t nr = nc - jr < PW ? nc - jr : PW;
+        const float *pbp = pb + (jr / PW) * kc * PW;
+        e.bias = bias ? bias + jr : NULL;
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            int64_t mr = mc - ir < MR ? mc - ir : MR;
+            const float *pap = pa + (ir / MR) * kc * MR;
+#if LCNN_X86
+            if (level >= 1) { kernel_avx2_6x16(kc, pap, pbp, c + ir * ldc + jr, ldc, mr, nr, &e); continue; }
+#endif
+            kernel_portable_6x16(kc, pap, pbp, c + ir * ldc + jr, ldc, mr, nr, &e);
+        }
+    }
+}
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+void lcnn_gemm_core(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                    int transB, const float *b, int64_t ldb, const float *packedB,
+                    float beta, float *c, int64_t ldc, const float *bias, int act) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (int64_t i = 0; i < m; i++) {
+            for (int64_t j = 0; j < n; j++) {
+                float v = beta == 0 ? 0 : beta * c[i * ldc + j];
+                if (bias) v += bias[j];
+                c[i * ldc + j] = activate(v, act);
+            }
+        }
+        return;
+    }
+    int level = lcnn_isa_level();
+    int64_t mcMax = m < MC ? round_up(m, MR) : MC;
+    float *bufA = lcnn_scratch(LCNN_SCRATCH_A, mcMax * (k < KC ? k : KC));
+    int64_t ncStep = packedB ? n : NC;
+    float *bufB = packedB ? NULL : lcnn_scratch(LCNN_SCRATCH_B, round_up(n < NC ? n : NC, PW) * (k < KC ? k : KC));
+    int64_t packedStride = round_up(n, PW);
+    for (int64_t jc = 0; jc < n; jc += ncStep) {
+        int64_t nc = n - jc < ncStep ? n - jc : ncStep;
+        for (int64_t pc = 0; pc < k; pc += KC) {
+            int64_t kc = k - pc < KC ? k - pc : KC;
+            const float *pb;
+            if (packedB) {
+                pb = packedB + pc * packedStride;
+            } else {
+                const float *bsrc = transB ? b + jc * ldb + pc : b + pc * ldb + jc;
+                pack_b_block(transB, kc, nc, bsrc, ldb, bufB);
+                pb = bufB;
+            }
+            epilogue e = {alpha, beta, NULL, pc == 0, pc + kc >= k, act};
+            for (int64_t ic = 0; ic < m; ic += MC) {
+                int64_t mc = m - ic < MC ? m - ic : MC;
+                const float *asrc = transA ? a + pc * lda + ic : a + ic * lda + pc;
+                pack_a_block(transA, mc, kc, asrc, lda, bufA);
+                macro_kernel(level, mc, nc, kc, bufA, pb, c + ic * ldc + jc, ldc, e, bias ? bias + jc : NULL);
+            }
+        }
+    }
+}
+
+// MARK: - Public entry points
+
+void lcnn_sgemm(int transA, int transB, int64_t m, int64_t n, int64_t k, float alpha,
+                const float *a, int64_t lda, const float *b, int64_t ldb,
+                float beta, float *c, int64_t ldc, const float *bias, int act) {
+    lcnn_gemm_core(transA, m, n, k, alpha, a, lda, transB, b, ldb, NULL, beta, c, ldc, bias, act);
+}
+
+int64_t lcnn_packed_b_count(int64_t k, int64_t n) { return round_up(n, PW) * (k > 0 ? k : 0); }
+
+void lcnn_pack_b(int transB, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed) {
+    int64_t stride = round_up(n, PW);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+        int64_t kc = k - pc < KC ? k - pc : KC;
+        pack_b_block(transB, kc, n, transB ? b + pc : b + pc * ldb, ldb, packed + pc * stride);
+    }
+}
+
+void lcnn_sgemm_packed(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *packedB, float beta, float *c, int64_t ldc, const float *bias, int act) {
+    lcnn_gemm_core(transA, m, n, k, alpha, a, lda, 0, NULL, 0, packedB, beta, c, ldc, bias, act);
+}

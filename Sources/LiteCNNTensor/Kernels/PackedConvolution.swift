@@ -1,0 +1,304 @@
+import CLiteCNNKernels
+
+/// A convolution whose weights are packed once for the fast kernels, to run many times (inference).
+///
+/// Input and output are NHWC, the source weights OIHW `[outputChannels, inputChannels / groups, kernelHeight,
+/// kernelWidth]` as in `ConvGeometry`. Dense and grouped convolutions keep the weights of each group packed as the
+/// right-hand GEMM operand `[kh·kw·icg, ocg]` in NHWC patch order (ky, kx, c); depthwise convolutions keep them
+/// tap-major `[kh·kw][outputChannels]`. Only the batch and the spatial size may change between `forward` calls.
+public final class PackedConvolution: @unchecked Sendable {
+    /// The geometry the weights were packed for (the batch and input size of later calls may differ).
+    public let packedGeometry: ConvGeometry
+    private let storage: UnsafeMutablePointer<Float>
+    private let storageCount: Int
+    private let groupStride: Int
+    private let bias: [Float]?
+
+    public init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: ConvGeometry) {
+        packedGeometry = g
+        self.bias = bias.map { Array(UnsafeBufferPointer(start: $0, count: g.outputChannels)) }
+        let taps = g.kernelHeight * g.kernelWidth
+        if g.isDepthwise {
+            groupStride = 0
+            storageCount = taps * g.outputChannels
+            storage = .allocate(capacity: storageCount)
+            for oc in 0..<g.outputChannels { for t in 0..<taps { storage[t * g.outputChannels + oc] = weight[oc * taps + t] } }
+        } else {
+            let (icg, ocg) = (g.inputChannelsPerGroup, g.outputChannelsPerGroup)
+            let k = taps * icg
+            let reordered = GemmConvolution.patchOrderedWeights(weight, geometry: g)
+            defer { reordered.deallocate() }
+            groupStride = Int(lcnn_packed_b_count(Int64(k), Int64(ocg)))
+            storageCount = max(1, groupStride * g.groups)
+            storage = .allocate(capacity: storageCount)
+            for group in 0..<g.groups {
+                lcnn_pack_b(1, Int64(k), Int64(ocg), reordered + group * ocg * k, Int64(k), storage + group * groupStride)
+            }
+        }
+    }
+
+    deinit { storage.deallocate() }
+
+    /// `output = activation(conv(input) + bias)`, overwritten. `geometry` must match the packed one except for
+    /// batch and spatial sizes.
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+                        activation: FusedActivation = .none) {
+        var same = g
+        same.batch = packedGeometry.batch
+        same.inputHeight = packedGeometry.inputHeight
+        same.inputWidth = packedGeometry.inputWidth
+        precondition(same == packedGeometry, "PackedConvolution: packed for \(packedGeometry), called with \(g)")
+        if g.batch == 0 || g.outputHeight <= 0 || g.outputWidth <= 0 { return }
+        if let bias {
+            bias.withUnsafeBufferPointer { run(input, output, g, activation, $0.baseAddress!) }
+        } else {
+            run(input, output, g, activation, nil)
+        }
+    }
+
+    private func run(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                     _ activation: FusedActivation, _ bias: UnsafePointer<Float>?) {
+        let cg = CGeometry(g)
+        let act = activation.rawValue
+        let pool = WorkerPool.shared
+        if g.isDepthwise {
+            let multiplier = g.outputChannels / g.inputChannels
+            let rows = g.batch * g.outputHeight
+            let minimumRows = max(1, 4096 / max(1, g.outputWidth * g.outputChannels))
+            if multiplier == 1 {
+                pool.parallelRanges(rows, minimumChunk: minimumRows) { r in
+                    lcnn_depthwise_forward_rows(cg.pointer, input, storage, bias, act, output, Int64(r.lowerBound), Int64(r.upperBound))
+                }
+            } else {
+                let expanded = DepthwiseConvolution.expandChannels(input, geometry: g)
+                defer { expanded.deallocate() }
+                let eg = CGeometry(DepthwiseConvolution.expandedGeometry(g))
+                pool.parallelRanges(rows, minimumChunk: minimumRows) { r in
+                    lcnn_depthwise_forward_rows(eg.pointer, expanded, storage, bias, act, output, Int64(r.lowerBound), Int64(r.upperBound))
+                }
+            }
+            return
+        }
+        let pixels = g.batch * g.outputHeight * g.outputWidth
+        let k = g.kernelHeight * g.kernelWidth * g.inputChannelsPerGroup
+        let tile = GemmConvolution.tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise,
+                                              threads: pool.threadCount)
+        let tiles = (pixels + tile - 1) / tile
+        let stride = groupStride
+        pool.parallelFor(tiles) { t in
+            let p0 = t * tile, count = min(tile, pixels - p0)
+            lcnn_conv2d_forward_tile(cg.pointer, input, storage, Int64(stride), bias, act, output, Int64(p0), Int64(count))
+        }
+    }
+}
+
+/// Dense and grouped convolution as GEMM over NHWC patches (backward passes; the forward is `PackedConvolution`).
+enum GemmConvolution {
+    /// Pixels per tile: bounds an im2col tile to ~256 KB and leaves at least two tiles per thread when possible.
+    static func tilePixels(pixels: Int, k: Int, pointwise: Bool, threads: Int) -> Int {
+        let byMemory = pointwise ? 2048 : max(24, 65_536 / max(1, k))
+        let byBalance = (pixels + 2 * threads - 1) / (2 * threads)
+        let tile = max(24, min(byMemory, byBalance))
+        return (tile + 5) / 6 * 6
+    }
+
+    /// OIHW weights reordered to `[outputChannels, kh, kw, icg]` (the NHWC patch order). Caller deallocates.
+    static func patchOrderedWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(1, g.outputChannels * taps * icg))
+        for oc in 0..<g.outputChannels { for c in 0..<icg { for t in 0..<taps {
+            out[(oc * taps + t) * icg + c] = weight[(oc * icg + c) * taps + t]
+        } } }
+        return out
+    }
+
+    static func backwardInput(gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              gradInput: UnsafeMutablePointer<Float>, geometry g: ConvGeometry) {
+        let inputCount = g.batch * g.inputHeight * g.inputWidth * g.inputChannels
+        let (ocg, icg) = (g.outputChannelsPerGroup, g.inputChannelsPerGroup)
+        let k = g.kernelHeight * g.kernelWidth * icg
+        let pixels = g.batch * g.outputHeight * g.outputWidth
+        if pixels == 0 { gradInput.update(repeating: 0, count: inputCount); return }
+        let reordered = patchOrderedWeights(weight, geometry: g)
+        defer { reordered.deallocate() }
+        let stride = Int(lcnn_packed_b_count(Int64(ocg), Int64(k)))
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: max(1, stride * g.groups))
+        defer { packed.deallocate() }
+        for group in 0..<g.groups {
+            lcnn_pack_b(0, Int64(ocg), Int64(k), reordered + group * ocg * k, Int64(k), packed + group * stride)
+        }
+        let cg = CGeometry(g)
+        let pool = WorkerPool.shared
+        let tile = tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise, threads: pool.threadCount)
+        if g.isPointwise {
+            let tiles = (pixels + tile - 1) / tile
+            pool.parallelFor(tiles) { t in
+                let p0 = t * tile, count = min(tile, pixels - p0)
+                lcnn_conv2d_backward_input_tile(cg.pointer, gradOutput, packed, Int64(stride), gradInput, Int64(p0), Int64(count))
+            }
+            return
+        }
+        // Tiles scatter-add into overlapping input rows: parallel over images, or over private copies for batch < threads.
+        let imagePixels = g.outputHeight * g.outputWidth
+        func accumulate(into target: UnsafeMutablePointer<Float>, pixels range: Range<Int>) {
+            var p0 = range.lowerBound
+            while p0 < range.upperBound {
+                let count = min(tile, range.upperBound - p0)
+                lcnn_conv2d_backward_input_tile(cg.pointer, gradOutput, packed, Int64(stride), target, Int64(p0), Int64(count))
+                p0 += count
+            }
+        }
+        let threads = pool.threadCount
+        if g.batch >= threads || threads == 1 || pixels <= tile {
+            let imageCount = g.inputHeight * g.inputWidth * g.inputChannels
+            pool.parallelFor(g.batch) { n in
+                (gradInput + n * imageCount).update(repeating: 0, count: imageCount)
+                accumulate(into: gradInput, pixels: (n * imagePixels)..<((n + 1) * imagePixels))
+            }
+        } else {
+            let parts = min(threads, (pixels + tile - 1) / tile)
+            let privateCopies = UnsafeMutablePointer<Float>.allocate(capacity: (parts - 1) * inputCount)
+            defer { privateCopies.deallocate() }
+            pool.parallelFor(parts) { p in
+                let target = p == 0 ? gradInput : privateCopies + (p - 1) * inputCount
+                target.update(repeating: 0, count: inputCount)
+                accumulate(into: target, pixels: (pixels * p / parts)..<(pixels * (p + 1) / parts))
+            }
+            for p in 1..<parts {
+                let source = privateCopies + (p - 1) * inputCount
+                pool.parallelRanges(inputCount, minimumChunk: 16_384) { r in
+                    for i in r { gradInput[i] += source[i] }
+                }
+            }
+        }
+    }
+
+    static func backwardWeight(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                               gradWeight: UnsafeMutablePointer<Float>, geometry g: ConvGeometry) {
+        let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
+        let k = taps * icg
+        let pixels = g.batch * g.outputHeight * g.outputWidth
+        if pixels == 0 { return }
+        let weightCount = g.outputChannels * k
+        let cg = CGeometry(g)
+        let pool = WorkerPool.shared
+        let tile = tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise, threads: 1)
+        let parts = min(pool.threadCount, (pixels + tile - 1) / tile)
+        let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: parts * weightCount)
+        defer { accumulators.deallocate() }
+        pool.parallelFor(parts) { p in
+            let acc = accumulators + p * weightCount
+            acc.update(repeating: 0, count: weightCount)
+            var p0 = pixels * p / parts
+            let end = pixels * (p + 1) / parts
+            while p0 < end {
+                let count = min(tile, end - p0)
+                lcnn_conv2d_backward_weight_tile(cg.pointer, input, gradOutput, acc, Int64(p0), Int64(count))
+                p0 += count
+            }
+        }
+        for p in 1..<max(1, parts) {
+            let source = accumulators + p * weightCount
+            for i in 0..<weightCount { accumulators[i] += source[i] }
+        }
+        // (oc, ky, kx, c) → OIHW (oc, c, ky, kx)
+        for oc in 0..<g.outputChannels { for c in 0..<icg { for t in 0..<taps {
+            gradWeight[(oc * icg + c) * taps + t] += accumulators[(oc * taps + t) * icg + c]
+        } } }
+    }
+}
+
+/// Depthwise convolution (`groups == inputChannels`, `outputChannels = multiplier · inputChannels`).
+///
+/// With a multiplier above one, output channel `oc` reads input channel `oc / multiplier`; the kernels then run on
+/// the input with each channel repeated `multiplier` times.
+enum DepthwiseConvolution {
+    static func expandedGeometry(_ g: ConvGeometry) -> ConvGeometry {
+        var e = g
+        e.inputChannels = g.outputChannels
+        e.groups = g.outputChannels
+        return e
+    }
+
+    /// `[N, H, W, C]` → `[N, H, W, C·multiplier]` with every channel repeated. Caller deallocates.
+    static func expandChannels(_ input: UnsafePointer<Float>, geometry g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let multiplier = g.outputChannels / g.inputChannels
+        let positions = g.batch * g.inputHeight * g.inputWidth
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(1, positions * g.outputChannels))
+        for p in 0..<positions {
+            let src = input + p * g.inputChannels, dst = out + p * g.outputChannels
+            for c in 0..<g.inputChannels { for j in 0..<multiplier { dst[c * multiplier + j] = src[c] } }
+        }
+        return out
+    }
+
+    static func tapMajorWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry) -> [Float] {
+        let taps = g.kernelHeight * g.kernelWidth
+        var out = [Float](repeating: 0, count: taps * g.outputChannels)
+        for oc in 0..<g.outputChannels { for t in 0..<taps { out[t * g.outputChannels + oc] = weight[oc * taps + t] } }
+        return out
+    }
+
+    static func backwardInput(gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              gradInput: UnsafeMutablePointer<Float>, geometry g: ConvGeometry) {
+        let multiplier = g.outputChannels / g.inputChannels
+        let wt = tapMajorWeights(weight, geometry: g)
+        let eg = expandedGeometry(g)
+        let cg = CGeometry(eg)
+        let rows = g.batch * g.inputHeight
+        let positions = rows * g.inputWidth
+        let minimumRows = max(1, 4096 / max(1, g.inputWidth * g.outputChannels))
+        wt.withUnsafeBufferPointer { w in
+            if multiplier == 1 {
+                WorkerPool.shared.parallelRanges(rows, minimumChunk: minimumRows) { r in
+                    lcnn_depthwise_backward_input_rows(cg.pointer, gradOutput, w.baseAddress!, gradInput,
+                                                       Int64(r.lowerBound), Int64(r.upperBound))
+                }
+            } else {
+                let expanded = UnsafeMutablePointer<Float>.allocate(capacity: max(1, positions * g.outputChannels))
+                defer { expanded.deallocate() }
+                WorkerPool.shared.parallelRanges(rows, minimumChunk: minimumRows) { r in
+                    lcnn_depthwise_backward_input_rows(cg.pointer, gradOutput, w.baseAddress!, expanded,
+                                                       Int64(r.lowerBound), Int64(r.upperBound))
+                }
+                for p in 0..<positions {
+                    let src = expanded + p * g.outputChannels, dst = gradInput + p * g.inputChannels
+                    for c in 0..<g.inputChannels {
+                        var sum: Float = 0
+                        for j in 0..<multiplier { sum += src[c * multiplier + j] }
+                        dst[c] = sum
+                    }
+                }
+            }
+        }
+    }
+
+    static func backwardWeight(input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                               gradWeight: UnsafeMutablePointer<Float>, geometry g: ConvGeometry) {
+        let multiplier = g.outputChannels / g.inputChannels
+        let taps = g.kernelHeight * g.kernelWidth
+        let count = taps * g.outputChannels
+        let rows = g.batch * g.outputHeight
+        if rows == 0 || g.outputWidth <= 0 { return }
+        let cg = CGeometry(expandedGeometry(g))
+        let expanded: UnsafeMutablePointer<Float>? = multiplier == 1 ? nil : expandChannels(input, geometry: g)
+        defer { expanded?.deallocate() }
+        let source = expanded.map { UnsafePointer($0) } ?? input
+        let pool = WorkerPool.shared
+        let minimumRows = max(1, 4096 / max(1, g.outputWidth * g.outputChannels))
+        let parts = max(1, min(pool.threadCount, rows / minimumRows))
+        let accumulators = UnsafeMutablePointer<Float>.allocate(capacity: parts * count)
+        defer { accumulators.deallocate() }
+        pool.parallelFor(parts) { p in
+            let acc = accumulators + p * count
+            acc.update(repeating: 0, count: count)
+            lcnn_depthwise_backward_weight_rows(cg.pointer, source, gradOutput, acc, Int64(rows * p / parts),
+                                                Int64(rows * (p + 1) / parts))
+        }
+        for p in 1..<parts {
+            let other = accumulators + p * count
+            for i in 0..<count { accumulators[i] += other[i] }
+        }
+        for oc in 0..<g.outputChannels { for t in 0..<taps { gradWeight[oc * taps + t] += accumulators[t * g.outputChannels + oc] } }
+    }
+}

@@ -1,0 +1,131 @@
+import LiteCNNTensor
+import XCTest
+
+/// `Kernels.conv2d*` against `ReferenceKernels.conv2d*` over odd shapes, at every instruction-set level.
+final class ConvolutionKernelTests: XCTestCase {
+    private func geometry(_ n: Int, _ h: Int, _ w: Int, _ cin: Int, _ cout: Int, k: (Int, Int), s: (Int, Int) = (1, 1),
+                          d: (Int, Int) = (1, 1), pad: (Int, Int, Int, Int) = (0, 0, 0, 0), groups: Int = 1) -> ConvGeometry {
+        ConvGeometry(batch: n, inputHeight: h, inputWidth: w, inputChannels: cin, outputChannels: cout,
+                     kernelHeight: k.0, kernelWidth: k.1, strideH: s.0, strideW: s.1, dilationH: d.0, dilationW: d.1,
+                     padTop: pad.0, padLeft: pad.1, padBottom: pad.2, padRight: pad.3, groups: groups)
+    }
+
+    /// Forward (with and without bias), backward-input and backward-weight (accumulating onto a nonzero gradient).
+    private func checkAll(_ g: ConvGeometry, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        let inputCount = g.inputShape.reduce(1, *), outputCount = g.outputShape.reduce(1, *)
+        let weightCount = g.weightShape.reduce(1, *)
+        let x = randomFloats(inputCount, seed: seed), w = randomFloats(weightCount, seed: seed + 1)
+        let bias = randomFloats(g.outputChannels, seed: seed + 2), dy = randomFloats(outputCount, seed: seed + 3)
+        let gw0 = randomFloats(weightCount, seed: seed + 4)
+        let depth = g.inputChannelsPerGroup * g.kernelHeight * g.kernelWidth
+
+        var expectedY = [Float](repeating: 0, count: outputCount), expectedYNoBias = expectedY
+        ReferenceKernels.conv2dForward(input: x, weight: w, bias: bias, output: &expectedY, geometry: g)
+        ReferenceKernels.conv2dForward(input: x, weight: w, bias: nil, output: &expectedYNoBias, geometry: g)
+        var expectedDX = [Float](repeating: 0, count: inputCount)
+        ReferenceKernels.conv2dBackwardInput(gradOutput: dy, weight: w, gradInput: &expectedDX, geometry: g)
+        var expectedDW = gw0
+        ReferenceKernels.conv2dBackwardWeight(input: x, gradOutput: dy, gradWeight: &expectedDW, geometry: g)
+        // Each input gradient sums over (output channels per group × taps); each weight gradient over output pixels.
+        let depthDX = g.outputChannelsPerGroup * g.kernelHeight * g.kernelWidth
+        let depthDW = g.batch * g.outputHeight * g.outputWidth
+
+        forEachInstructionSet { level in
+            var y = [Float](repeating: .nan, count: outputCount)
+            Kernels.conv2dForward(input: x, weight: w, bias: bias, output: &y, geometry: g)
+            assertClose(y, expectedY, depth: depth, "forward \(g) level \(level)", file: file, line: line)
+            var yNoBias = [Float](repeating: .nan, count: outputCount)
+            Kernels.conv2dForward(input: x, weight: w, bias: nil, output: &yNoBias, geometry: g)
+            assertClose(yNoBias, expectedYNoBias, depth: depth, "forward no bias \(g) level \(level)", file: file, line: line)
+            var dx = [Float](repeating: .nan, count: inputCount)
+            Kernels.conv2dBackwardInput(gradOutput: dy, weight: w, gradInput: &dx, geometry: g)
+            assertClose(dx, expectedDX, depth: depthDX, "backward input \(g) level \(level)", file: file, line: line)
+            var dw = gw0
+            Kernels.conv2dBackwardWeight(input: x, gradOutput: dy, gradWeight: &dw, geometry: g)
+            assertClose(dw, expectedDW, depth: depthDW, "backward weight \(g) level \(level)", file: file, line: line)
+        }
+    }
+
+    func testPointwise() {
+        checkAll(geometry(2, 5, 7, 17, 33, k: (1, 1)), seed: 1)
+        checkAll(geometry(1, 1, 1, 1, 3, k: (1, 1)), seed: 2)
+        checkAll(geometry(3, 4, 5, 24, 40, k: (1, 1)), seed: 3)
+    }
+
+    func testPointwiseStridedAndPadded() {
+        checkAll(geometry(2, 7, 9, 5, 17, k: (1, 1), s: (2, 2)), seed: 10)
+        checkAll(geometry(1, 3, 4, 3, 5, k: (1, 1), pad: (1, 0, 0, 1)), seed: 11)
+    }
+
+    func testDense3x3() {
+        checkAll(geometry(2, 9, 11, 5, 17, k: (3, 3), pad: (1, 1, 1, 1)), seed: 20)
+        checkAll(geometry(2, 7, 9, 3, 16, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)), seed: 21)
+        checkAll(geometry(1, 6, 5, 40, 24, k: (3, 3), pad: (1, 1, 1, 1)), seed: 22)  // K = 360: two k-blocks
+        checkAll(geometry(1, 1, 1, 3, 5, k: (3, 3), pad: (1, 1, 1, 1)), seed: 23)   // 1×1 image
+    }
+
+    func testDilationAsymmetricPaddingAndRectangularKernels() {
+        checkAll(geometry(2, 8, 8, 4, 6, k: (3, 3), d: (2, 2), pad: (2, 2, 2, 2)), seed: 30)
+        checkAll(geometry(1, 7, 6, 3, 5, k: (3, 3), s: (2, 1), pad: (0, 1, 2, 1)), seed: 31)
+        checkAll(geometry(2, 6, 9, 5, 7, k: (1, 5), pad: (0, 2, 0, 2)), seed: 32)
+        checkAll(geometry(2, 9, 6, 5, 7, k: (5, 1), pad: (2, 0, 2, 0)), seed: 33)
+        checkAll(geometry(1, 11, 10, 2, 3, k: (7, 7), s: (2, 2), d: (1, 2), pad: (3, 3, 3, 3)), seed: 34)
+    }
+
+    func testGrouped() {
+        checkAll(geometry(2, 6, 7, 6, 10, k: (3, 3), pad: (1, 1, 1, 1), groups: 2), seed: 40)
+        checkAll(geometry(2, 5, 6, 45, 45, k: (1, 1), groups: 3), seed: 41)                 // ShuffleNet 1×1, 15 per group
+        checkAll(geometry(1, 7, 7, 16, 24, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 8), seed: 42)
+        checkAll(geometry(1, 4, 4, 180, 120, k: (1, 1), groups: 3), seed: 43)              // 60 → 40 per group
+    }
+
+    func testDepthwiseFastPaths() {
+        checkAll(geometry(2, 9, 11, 17, 17, k: (3, 3), pad: (1, 1, 1, 1), groups: 17), seed: 50)
+        checkAll(geometry(2, 9, 13, 33, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 33), seed: 51)
+        checkAll(geometry(1, 10, 12, 5, 5, k: (5, 5), pad: (2, 2, 2, 2), groups: 5), seed: 52)
+        checkAll(geometry(2, 11, 15, 16, 16, k: (5, 5), s: (2, 2), pad: (2, 2, 2, 2), groups: 16), seed: 53)
+        checkAll(geometry(1, 6, 20, 48, 48, k: (3, 3), groups: 48), seed: 54)               // unpadded, long interior
+    }
+
+    func testDepthwiseGeneric() {
+        checkAll(geometry(1, 9, 10, 3, 3, k: (3, 3), d: (2, 2), pad: (2, 2, 2, 2), groups: 3), seed: 60)
+        checkAll(geometry(2, 8, 9, 7, 7, k: (3, 3), pad: (0, 1, 2, 1), groups: 7), seed: 61)
+        checkAll(geometry(1, 12, 11, 18, 18, k: (7, 7), s: (3, 2), pad: (3, 3, 3, 3), groups: 18), seed: 62)
+        checkAll(geometry(1, 1, 1, 20, 20, k: (3, 3), pad: (1, 1, 1, 1), groups: 20), seed: 63)
+        checkAll(geometry(2, 7, 8, 9, 9, k: (1, 3), pad: (0, 1, 0, 1), groups: 9), seed: 64)
+    }
+
+    func testDepthwiseWithMultiplier() {
+        checkAll(geometry(2, 7, 8, 3, 6, k: (3, 3), pad: (1, 1, 1, 1), groups: 3), seed: 70)
+        checkAll(geometry(1, 9, 9, 5, 15, k: (5, 5), s: (2, 2), pad: (2, 2, 2, 2), groups: 5), seed: 71)
+    }
+
+    func testFusedActivationAndPackedReuse() {
+        let g = geometry(2, 8, 9, 12, 20, k: (3, 3), pad: (1, 1, 1, 1))
+        let dwg = geometry(2, 8, 9, 20, 20, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 20)
+        for (index, geo) in [g, dwg].enumerated() {
+            let x = randomFloats(geo.inputShape.reduce(1, *), seed: UInt64(80 + index), range: -3...3)
+            let w = randomFloats(geo.weightShape.reduce(1, *), seed: UInt64(90 + index))
+            let bias = randomFloats(geo.outputChannels, seed: UInt64(95 + index))
+            var plain = [Float](repeating: 0, count: geo.outputShape.reduce(1, *))
+            ReferenceKernels.conv2dForward(input: x, weight: w, bias: bias, output: &plain, geometry: geo)
+            let packed = PackedConvolution(weight: w, bias: bias, geometry: geo)
+            forEachInstructionSet { level in
+                for activation in [FusedActivation.relu, .relu6] {
+                    let expected = plain.map { activation == .relu ? max($0, 0) : min(max($0, 0), 6) }
+                    var y = [Float](repeating: .nan, count: plain.count)
+                    packed.forward(input: x, output: &y, geometry: geo, activation: activation)
+                    assertClose(y, expected, depth: 9 * geo.inputChannelsPerGroup, "\(activation) \(geo) level \(level)")
+                }
+            }
+            // Same packed weights, another batch and image size.
+            var other = geo
+            other.batch = 1; other.inputHeight = 5; other.inputWidth = 13
+            let x2 = randomFloats(other.inputShape.reduce(1, *), seed: 99)
+            var expected2 = [Float](repeating: 0, count: other.outputShape.reduce(1, *)), y2 = expected2
+            ReferenceKernels.conv2dForward(input: x2, weight: w, bias: bias, output: &expected2, geometry: other)
+            packed.forward(input: x2, output: &y2, geometry: other)
+            assertClose(y2, expected2, depth: 9 * geo.inputChannelsPerGroup, "packed reuse \(other)")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import LiteCNNTensor
+import Synchronization
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+final class WorkerPoolTests: XCTestCase {
+    func testParallelForVisitsEveryIndexOnceOverManyCalls() {
+        let pool = WorkerPool(maximumThreads: 2)
+        for call in 0..<500 {
+            let count = call % 37 + 1
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
+            defer { hits.deallocate() }
+            hits.initialize(repeating: 0)
+            pool.parallelFor(count) { i in hits[i] += 1 }
+            for i in 0..<count where hits[i] != 1 {
+                XCTFail("call \(call): index \(i) ran \(hits[i]) times")
+                return
+            }
+        }
+    }
+
+    func testParallelRangesCoverTheRangeExactlyOnce() {
+        let pool = WorkerPool(maximumThreads: 2)
+        for count in [0, 1, 2, 3, 17, 1000] {
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
+            defer { hits.deallocate() }
+            hits.initialize(repeating: 0)
+            pool.parallelRanges(count, minimumChunk: 4) { r in for i in r { hits[i] += 1 } }
+            XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "count \(count)")
+        }
+    }
+
+    func testNestedCallsRunSeriallyOnTheirCaller() {
+        let pool = WorkerPool(maximumThreads: 2)
+        let total = Atomic<Int>(0), foreignInner = Atomic<Int>(0)
+        pool.parallelFor(8) { outer in
+            let caller = pthread_self()
+            pool.parallelFor(10) { inner in
+                if pthread_equal(caller, pthread_self()) == 0 { foreignInner.add(1, ordering: .relaxed) }
+                total.add(outer * 10 + inner + 1, ordering: .relaxed)
+            }
+        }
+        XCTAssertEqual(total.load(ordering: .relaxed), (1...80).reduce(0, +))
+        XCTAssertEqual(foreignInner.load(ordering: .relaxed), 0, "a nested call must run on its caller's thread")
+    }
+
+    func testThreadCountChanges() {
+        let pool = WorkerPool(maximumThreads: 2)
+        XCTAssertEqual(pool.threadCount, 2)
+        pool.threadCount = 0
+        XCTAssertEqual(pool.threadCount, 1)
+        pool.threadCount = 100
+        XCTAssertEqual(pool.threadCount, 2)
+        pool.threadCount = 1
+        let caller = pthread_self(), elsewhere = Atomic<Int>(0), sum = Atomic<Int>(0)
+        pool.parallelFor(50) { i in
+            if pthread_equal(caller, pthread_self()) == 0 { elsewhere.add(1, ordering: .relaxed) }
+            sum.add(i, ordering: .relaxed)
+        }
+        XCTAssertEqual(elsewhere.load(ordering: .relaxed), 0, "threadCount 1 must run everything on the caller")
+        XCTAssertEqual(sum.load(ordering: .relaxed), 49 * 50 / 2)
+        pool.threadCount = 2
+        sum.store(0, ordering: .relaxed)
+        pool.parallelFor(50) { i in sum.add(i, ordering: .relaxed) }
+        XCTAssertEqual(sum.load(ordering: .relaxed), 49 * 50 / 2)
+    }
+}
