@@ -68,7 +68,11 @@ public enum ModelZoo {
     }
 
     /// The architecture files' own lists; each file declares `static var zooEntries`.
-    static var families: [[ModelZooEntry]] { [] }
+    static var families: [[ModelZooEntry]] {
+        [SqueezeNet.zooEntries, MobileNetV1.zooEntries, MobileNetV2.zooEntries, MobileNetV3.zooEntries,
+         ShuffleNetV1.zooEntries, ShuffleNetV2.zooEntries, EfficientNet.zooEntries,
+         AlexNet.zooEntries, VGG.zooEntries, ResNet.zooEntries]
+    }
 
     public static var names: [String] { entries.map(\.name) }
 
