@@ -54,9 +54,8 @@ public final class Conv2D: Layer {
         self.groups = groups
         let fanIn = inputChannels / groups * kernelSize.0 * kernelSize.1
         let bound = 1 / Float(fanIn).squareRoot()
-        weight = Parameter(WeightInitialization.uniform([outputChannels, inputChannels / groups, kernelSize.0, kernelSize.1],
-                                                        bound: bound))
-        self.bias = bias ? Parameter(WeightInitialization.uniform([outputChannels], bound: bound)) : nil
+        weight = Parameter.uniform([outputChannels, inputChannels / groups, kernelSize.0, kernelSize.1], bound: bound)
+        self.bias = bias ? Parameter.uniform([outputChannels], bound: bound) : nil
     }
 
     /// Square kernel, stride, padding and dilation (PyTorch's `Conv2d(in, out, k, stride=s, padding=p)`).

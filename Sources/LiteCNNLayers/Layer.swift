@@ -8,31 +8,125 @@ public final class Parameter: @unchecked Sendable {
     /// What a tensor is for: a trained weight, or state that is saved but not trained.
     public enum Kind: String, Sendable, Codable { case weight, buffer }
 
-    public var value: Tensor
-    /// ∂L/∂value, accumulated by `backward` (`+=`) until `zeroGradient()`. Empty for buffers.
-    public var gradient: Tensor
     public let kind: Kind
+    private var storedValue: Tensor?
+    private var storedGradient: Tensor?
+    private var pendingShape: [Int]
+    private var initializer: (@Sendable () -> Tensor)?
 
+    /// A parameter holding `value`.
     public init(_ value: Tensor, kind: Kind = .weight) {
-        self.value = value
+        self.storedValue = value
+        self.pendingShape = value.shape
         self.kind = kind
-        self.gradient = kind == .weight ? Tensor(shape: value.shape) : Tensor(shape: [0])
     }
 
+    /// A parameter of `shape` whose value is made by `initializer` on first access. Building a model therefore costs
+    /// no memory until its weights are used (`litecnn zoo` counts VGG-16's 138 M parameters without allocating them).
+    /// The initializer must be deterministic (draw its seed when the parameter is created, not when it runs).
+    public init(shape: [Int], kind: Kind = .weight, initializer: @escaping @Sendable () -> Tensor) {
+        self.pendingShape = shape
+        self.kind = kind
+        self.initializer = initializer
+    }
+
+    /// Uniform in [-bound, bound), seeded from `WeightInitialization` now, generated on first access.
+    public static func uniform(_ shape: [Int], bound: Float, kind: Kind = .weight) -> Parameter {
+        let seed = WeightInitialization.nextSeed()
+        return Parameter(shape: shape, kind: kind) { WeightInitialization.uniform(shape, bound: bound, seed: seed) }
+    }
+
+    /// Normal with mean 0 and standard deviation `std`, seeded now, generated on first access.
+    public static func normal(_ shape: [Int], std: Float, kind: Kind = .weight) -> Parameter {
+        let seed = WeightInitialization.nextSeed()
+        return Parameter(shape: shape, kind: kind) { WeightInitialization.normal(shape, std: std, seed: seed) }
+    }
+
+    /// Replaces the value by a lazily generated one of the same shape (architectures' own initialization schemes).
+    public func reinitialize(uniformBound bound: Float) {
+        let seed = WeightInitialization.nextSeed(), shape = self.shape
+        storedValue = nil
+        initializer = { WeightInitialization.uniform(shape, bound: bound, seed: seed) }
+    }
+
+    /// Replaces the value by a lazily generated normal one of the same shape.
+    public func reinitialize(normalStd std: Float) {
+        let seed = WeightInitialization.nextSeed(), shape = self.shape
+        storedValue = nil
+        initializer = { WeightInitialization.normal(shape, std: std, seed: seed) }
+    }
+
+    /// Replaces the value by a constant of the same shape.
+    public func reinitialize(constant: Float) {
+        let shape = self.shape
+        storedValue = nil
+        initializer = { Tensor(shape: shape, repeating: constant) }
+    }
+
+    /// Whether the value has been generated (or set) yet.
+    public var isMaterialized: Bool { storedValue != nil }
+
+    @inline(__always)
+    private func materialize() {
+        if storedValue == nil {
+            storedValue = initializer?() ?? Tensor(shape: pendingShape)
+            initializer = nil
+        }
+    }
+
+    public var value: Tensor {
+        _read {
+            materialize()
+            yield storedValue!
+        }
+        _modify {
+            materialize()
+            yield &storedValue!
+            pendingShape = storedValue!.shape
+        }
+        set {
+            storedValue = newValue
+            initializer = nil
+            pendingShape = newValue.shape
+        }
+    }
+
+    /// ∂L/∂value, accumulated by `backward` (`+=`) until `zeroGradient()`; zeros of `shape` until then.
+    /// Empty (shape `[0]`) for buffers.
+    public var gradient: Tensor {
+        _read {
+            makeGradient()
+            yield storedGradient!
+        }
+        _modify {
+            makeGradient()
+            yield &storedGradient!
+        }
+        set { storedGradient = newValue }
+    }
+
+    @inline(__always)
+    private func makeGradient() {
+        let wanted = kind == .weight ? pendingShape : [0]
+        if storedGradient?.shape != wanted { storedGradient = Tensor(shape: wanted) }
+    }
+
+    /// Frees the gradient's memory (inference-only use).
+    public func releaseGradient() { storedGradient = nil }
+
     public var isTrainable: Bool { kind == .weight }
-    public var shape: [Int] { value.shape }
-    public var count: Int { value.count }
+    public var shape: [Int] { storedValue?.shape ?? pendingShape }
+    public var count: Int { shape.reduce(1, *) }
 
     public func zeroGradient() {
         guard kind == .weight else { return }
-        if gradient.shape != value.shape { gradient = Tensor(shape: value.shape); return }
-        gradient.scalars.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        if storedGradient?.shape != shape { storedGradient = Tensor(shape: shape); return }
+        storedGradient!.scalars.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
     /// Adds `delta` into the gradient (shapes must match).
     public func accumulateGradient(_ delta: Tensor) {
-        precondition(delta.count == value.count, "gradient of \(delta.shape) for parameter of \(value.shape)")
-        if gradient.count != value.count { gradient = Tensor(shape: value.shape) }
+        precondition(delta.count == count, "gradient of \(delta.shape) for parameter of \(shape)")
         gradient.scalars.withUnsafeMutableBufferPointer { g in
             delta.scalars.withUnsafeBufferPointer { d in
                 for i in 0..<g.count { g[i] += d[i] }

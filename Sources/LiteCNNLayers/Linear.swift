@@ -20,8 +20,8 @@ public final class Linear: Layer {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         let bound = 1 / Float(inFeatures).squareRoot()
-        weight = Parameter(WeightInitialization.uniform([outFeatures, inFeatures], bound: bound))
-        self.bias = bias ? Parameter(WeightInitialization.uniform([outFeatures], bound: bound)) : nil
+        weight = Parameter.uniform([outFeatures, inFeatures], bound: bound)
+        self.bias = bias ? Parameter.uniform([outFeatures], bound: bound) : nil
     }
 
     public var localParameters: [(name: String, parameter: Parameter)] {

@@ -25,32 +25,31 @@ enum TorchvisionInitialization {
     /// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`: N(0, 2 / (outputChannels · kh · kw)); zero bias.
     static func kaimingNormalFanOut(_ conv: Conv2D) {
         let fanOut = conv.outputChannels * conv.kernelSize.height * conv.kernelSize.width
-        conv.weight.value = WeightInitialization.normal(conv.weight.shape, std: (2 / Float(fanOut)).squareRoot())
+        conv.weight.reinitialize(normalStd: (2 / Float(fanOut)).squareRoot())
         zeroBias(conv.bias)
     }
 
     /// `kaiming_uniform_()` with its default a = 0 (gain √2, fan-in): U(−√(6 / fanIn), √(6 / fanIn)); zero bias.
     static func kaimingUniform(_ conv: Conv2D) {
         let fanIn = conv.inputChannels / conv.groups * conv.kernelSize.height * conv.kernelSize.width
-        conv.weight.value = WeightInitialization.uniform(conv.weight.shape, bound: (6 / Float(fanIn)).squareRoot())
+        conv.weight.reinitialize(uniformBound: (6 / Float(fanIn)).squareRoot())
         zeroBias(conv.bias)
     }
 
     /// `normal_(0, std)` on the weight; zero bias.
     static func normal(_ conv: Conv2D, std: Float) {
-        conv.weight.value = WeightInitialization.normal(conv.weight.shape, std: std)
+        conv.weight.reinitialize(normalStd: std)
         zeroBias(conv.bias)
     }
 
     /// `normal_(0, std)` on the weight; zero bias.
     static func normal(_ linear: Linear, std: Float) {
-        linear.weight.value = WeightInitialization.normal(linear.weight.shape, std: std)
+        linear.weight.reinitialize(normalStd: std)
         zeroBias(linear.bias)
     }
 
     private static func zeroBias(_ bias: Parameter?) {
-        guard let bias else { return }
-        bias.value = Tensor(shape: bias.shape)
+        bias?.reinitialize(constant: 0)
     }
 }
 

@@ -51,21 +51,29 @@ public enum WeightInitialization {
 
     public static func seed(_ value: UInt64) { generator.withLock { $0 = SeededGenerator(seed: value) } }
 
-    /// Uniform in [-bound, bound).
-    public static func uniform(_ shape: [Int], bound: Float) -> Tensor {
-        generator.withLock { g in
-            Tensor(shape: shape, unsafeUninitialized: { out in
-                for i in 0..<out.count { out[i] = (g.nextUnit() * 2 - 1) * bound }
-            })
-        }
+    /// A fresh seed from the process-wide generator (parameters draw one when created, so lazy generation stays
+    /// reproducible whatever order parameters are first used in).
+    public static func nextSeed() -> UInt64 { generator.withLock { $0.next() } }
+
+    /// Uniform in [-bound, bound), from the process-wide generator.
+    public static func uniform(_ shape: [Int], bound: Float) -> Tensor { uniform(shape, bound: bound, seed: nextSeed()) }
+
+    /// Normal with mean 0 and standard deviation `std`, from the process-wide generator.
+    public static func normal(_ shape: [Int], std: Float) -> Tensor { normal(shape, std: std, seed: nextSeed()) }
+
+    /// Uniform in [-bound, bound) from its own seed.
+    public static func uniform(_ shape: [Int], bound: Float, seed: UInt64) -> Tensor {
+        var g = SeededGenerator(seed: seed)
+        return Tensor(shape: shape, unsafeUninitialized: { out in
+            for i in 0..<out.count { out[i] = (g.nextUnit() * 2 - 1) * bound }
+        })
     }
 
-    /// Normal with mean 0 and standard deviation `std`.
-    public static func normal(_ shape: [Int], std: Float) -> Tensor {
-        generator.withLock { g in
-            Tensor(shape: shape, unsafeUninitialized: { out in
-                for i in 0..<out.count { out[i] = g.nextNormal() * std }
-            })
-        }
+    /// Normal with mean 0 and standard deviation `std` from its own seed.
+    public static func normal(_ shape: [Int], std: Float, seed: UInt64) -> Tensor {
+        var g = SeededGenerator(seed: seed)
+        return Tensor(shape: shape, unsafeUninitialized: { out in
+            for i in 0..<out.count { out[i] = g.nextNormal() * std }
+        })
     }
 }
