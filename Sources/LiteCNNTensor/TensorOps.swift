@@ -182,19 +182,23 @@ extension Tensor {
 
     // MARK: Reductions
 
-    /// Sum of all elements (accumulated in double precision).
+    /// Sum of all elements: 16 float lanes over blocks of 1024 elements, blocks accumulated in double precision.
     public func sum() -> Float {
         scalars.withUnsafeBufferPointer { x in
             var total = 0.0
             var start = 0
-            // Blocks of float partial sums keep the loop vectorized while double carries the total.
-            while start < x.count {
-                let end = Swift.min(x.count, start + 4096)
-                var partial: Float = 0
-                for i in start..<end { partial += x[i] }
-                total += Double(partial)
+            while start + 16 <= x.count {
+                let end = Swift.min(x.count - (x.count - start) % 16, start + 1024)
+                var lanes = SIMD16<Float>()
+                var i = start
+                while i < end {
+                    lanes += SIMD16<Float>(UnsafeBufferPointer(rebasing: x[i..<(i + 16)]))
+                    i += 16
+                }
+                total += Double(lanes.sum())
                 start = end
             }
+            for i in start..<x.count { total += Double(x[i]) }
             return Float(total)
         }
     }
