@@ -1,10 +1,11 @@
 // Depthwise 2-D convolution (one filter per channel) on NHWC activations, vectorized over channels.
 //
-// Weights are tap-major `[kh·kw][C]` so one tap of a block of channels is one vector load. The AVX-512 forward
-// kernel keeps four output pixels × 16 channels in registers over the interior of a row (every tap inside the
-// image), with 3×3 and 5×5 at stride 1 and 2 compiled as specializations; borders, channel tails (masked) and any
-// other kernel size, stride or dilation take the generic path. The backward kernels and the AVX2 / portable
-// forward are plain channel loops that the compiler vectorizes for each target.
+// Weights are tap-major `[kh·kw][C]` so one tap of a block of channels is one vector load. The forward kernels
+// keep four output pixels of a channel block in registers over the interior of a row (every tap inside the image):
+// AVX-512 16 channels per block with masked tails, AVX2 16 channels (eight accumulators) then 8 with a lane mask.
+// 3×3 and 5×5 at stride 1 and 2 are compiled as specializations; borders and any other kernel size, stride or
+// dilation take the generic path. The backward kernels and the portable forward are plain channel loops that the
+// compiler vectorizes for each target.
 #include "internal.h"
 
 LCNN_INLINE float dw_activate(float v, int act) {
@@ -102,11 +103,6 @@ static void dw_backward_weight_portable(const lcnn_conv_geom *g, const float *in
 
 #if LCNN_X86
 LCNN_TARGET_AVX2
-static void dw_forward_avx2(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias,
-                            int act, float *output, int64_t row0, int64_t row1) {
-    dw_forward_rows_body(g, input, wt, bias, act, output, row0, row1);
-}
-LCNN_TARGET_AVX2
 static void dw_backward_input_avx2(const lcnn_conv_geom *g, const float *gradOutput, const float *wt,
                                    float *gradInput, int64_t row0, int64_t row1) {
     dw_backward_input_rows_body(g, gradOutput, wt, gradInput, row0, row1);
@@ -125,6 +121,190 @@ LCNN_TARGET_AVX512
 static void dw_backward_weight_avx512(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
                                       float *gw, int64_t row0, int64_t row1) {
     dw_backward_weight_rows_body(g, input, gradOutput, gw, row0, row1);
+}
+
+// MARK: - AVX2 forward
+
+LCNN_TARGET_AVX2
+LCNN_INLINE __m256 dw256_activate(__m256 v, int act) {
+    if (act == LCNN_ACT_NONE) return v;
+    v = _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == LCNN_ACT_RELU6) v = _mm256_min_ps(v, _mm256_set1_ps(6));
+    return v;
+}
+
+/// Eight consecutive output pixels × eight channels with every tap inside the image (dilation 1): each input column
+/// is loaded once per kernel row and used for every (pixel, tap) pair that reads it. `KW`, `SW` are compile-time.
+LCNN_TARGET_AVX2
+LCNN_INLINE void dw256_block8(const float *base, int64_t rowStep, int64_t rows, const float *wrow, int64_t C,
+                              const float *bias, int act, float *out, __m256i mask, const int masked,
+                              const int KW, const int SW) {
+    __m256 acc[8];
+    __m256 b = bias ? (masked ? _mm256_maskload_ps(bias, mask) : _mm256_loadu_ps(bias)) : _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++) acc[j] = b;
+    for (int64_t ky = 0; ky < rows; ky++) {
+        const float *ip = base + ky * rowStep;
+        const float *wp = wrow + ky * KW * C;
+        __m256 w[KW];
+#pragma clang loop unroll(full)
+        for (int kx = 0; kx < KW; kx++) w[kx] = masked ? _mm256_maskload_ps(wp + kx * C, mask) : _mm256_loadu_ps(wp + kx * C);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 7 * SW + KW; i++) {
+            __m256 v = masked ? _mm256_maskload_ps(ip + i * C, mask) : _mm256_loadu_ps(ip + i * C);
+#pragma clang loop unroll(full)
+            for (int kx = 0; kx < KW; kx++) {
+                int t = i - kx;
+                if (t >= 0 && t % SW == 0 && t / SW < 8) acc[t / SW] = _mm256_fmadd_ps(v, w[kx], acc[t / SW]);
+            }
+        }
+    }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 8; j++) {
+        __m256 v = dw256_activate(acc[j], act);
+        if (masked) _mm256_maskstore_ps(out + j * C, mask, v);
+        else _mm256_storeu_ps(out + j * C, v);
+    }
+}
+
+/// One output row with AVX2: interior pixels four at a time over 16-channel blocks (eight accumulators), then
+/// 8-channel blocks with a lane mask for the tail; border pixels one at a time.
+LCNN_TARGET_AVX2
+LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias, int act,
+                           float *out, int64_t n, int64_t oy, const int64_t KW, const int64_t SW) {
+    const int64_t C = g->ic, kw = KW ? KW : g->kw, sw = SW ? SW : g->sw, dw = g->dw, pl = g->pl;
+    const int64_t rowStride = g->iw * C, C16 = C / 16 * 16;
+    const float *image = input + n * g->ih * rowStride;
+    int64_t lo = (pl + sw - 1) / sw;
+    int64_t span = g->iw - 1 + pl - (kw - 1) * dw;
+    int64_t hi = span < 0 ? 0 : span / sw + 1;
+    if (hi > g->ow) hi = g->ow;
+    if (lo > hi) lo = hi;
+    int64_t ky0 = 0, ky1 = g->kh;
+    while (ky0 < ky1 && oy * g->sh - g->pt + ky0 * g->dh < 0) ky0++;
+    while (ky1 > ky0 && oy * g->sh - g->pt + (ky1 - 1) * g->dh >= g->ih) ky1--;
+    int64_t ox = 0;
+    while (ox < g->ow) {
+        if (KW && SW && dw == 1 && ox >= lo && ox < hi && hi - lo >= 8) {
+            // The last block of a row may start earlier and recompute a few pixels (same values).
+            if (ox + 8 > hi) ox = hi - 8;
+            const float *base = image + (oy * g->sh - g->pt + ky0 * g->dh) * rowStride + (ox * sw - pl) * C;
+            const float *wrow = wt + ky0 * kw * C;
+            __m256i all = _mm256_set1_epi32(-1);
+            int64_t cb = 0;
+            for (; cb + 8 <= C; cb += 8)
+                dw256_block8(base + cb, g->dh * rowStride, ky1 - ky0, wrow + cb, C, bias ? bias + cb : NULL, act,
+                             out + ox * C + cb, all, 0, (int)KW, (int)SW);
+            if (cb < C)
+                dw256_block8(base + cb, g->dh * rowStride, ky1 - ky0, wrow + cb, C, bias ? bias + cb : NULL, act,
+                             out + ox * C + cb, lcnn_avx2_lane_mask(C - cb), 1, (int)KW, (int)SW);
+            ox += 8;
+        } else if (ox >= lo && ox + 4 <= hi) {
+            const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
+            for (int64_t cb = 0; cb < C16; cb += 16) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+                if (bias) {
+                    a0 = a1 = a2 = a3 = _mm256_loadu_ps(bias + cb);
+                    b0 = b1 = b2 = b3 = _mm256_loadu_ps(bias + cb + 8);
+                }
+                for (int64_t ky = ky0; ky < ky1; ky++) {
+                    const float *rp = base + ky * g->dh * rowStride + cb;
+                    const float *wp = wt + ky * kw * C + cb;
+                    for (int64_t kx = 0; kx < kw; kx++) {
+                        __m256 w0 = _mm256_loadu_ps(wp + kx * C), w1 = _mm256_loadu_ps(wp + kx * C + 8);
+                        const float *ip = rp + kx * dw * C;
+                        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(ip), w0, a0);
+                        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + 8), w1, b0);
+                        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + sw * C), w0, a1);
+                        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + sw * C + 8), w1, b1);
+                        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + 2 * sw * C), w0, a2);
+                        b2 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + 2 * sw * C + 8), w1, b2);
+                        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + 3 * sw * C), w0, a3);
+                        b3 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + 3 * sw * C + 8), w1, b3);
+                    }
+                }
+                float *op = out + ox * C + cb;
+                _mm256_storeu_ps(op, dw256_activate(a0, act));
+                _mm256_storeu_ps(op + 8, dw256_activate(b0, act));
+                _mm256_storeu_ps(op + C, dw256_activate(a1, act));
+                _mm256_storeu_ps(op + C + 8, dw256_activate(b1, act));
+                _mm256_storeu_ps(op + 2 * C, dw256_activate(a2, act));
+                _mm256_storeu_ps(op + 2 * C + 8, dw256_activate(b2, act));
+                _mm256_storeu_ps(op + 3 * C, dw256_activate(a3, act));
+                _mm256_storeu_ps(op + 3 * C + 8, dw256_activate(b3, act));
+            }
+            for (int64_t cb = C16; cb < C; cb += 8) {
+                __m256i mask = lcnn_avx2_lane_mask(C - cb);
+                __m256 a0 = bias ? _mm256_maskload_ps(bias + cb, mask) : _mm256_setzero_ps();
+                __m256 a1 = a0, a2 = a0, a3 = a0;
+                for (int64_t ky = ky0; ky < ky1; ky++) {
+                    const float *rp = base + ky * g->dh * rowStride + cb;
+                    const float *wp = wt + ky * kw * C + cb;
+                    for (int64_t kx = 0; kx < kw; kx++) {
+                        __m256 w0 = _mm256_maskload_ps(wp + kx * C, mask);
+                        const float *ip = rp + kx * dw * C;
+                        a0 = _mm256_fmadd_ps(_mm256_maskload_ps(ip, mask), w0, a0);
+                        a1 = _mm256_fmadd_ps(_mm256_maskload_ps(ip + sw * C, mask), w0, a1);
+                        a2 = _mm256_fmadd_ps(_mm256_maskload_ps(ip + 2 * sw * C, mask), w0, a2);
+                        a3 = _mm256_fmadd_ps(_mm256_maskload_ps(ip + 3 * sw * C, mask), w0, a3);
+                    }
+                }
+                float *op = out + ox * C + cb;
+                _mm256_maskstore_ps(op, mask, dw256_activate(a0, act));
+                _mm256_maskstore_ps(op + C, mask, dw256_activate(a1, act));
+                _mm256_maskstore_ps(op + 2 * C, mask, dw256_activate(a2, act));
+                _mm256_maskstore_ps(op + 3 * C, mask, dw256_activate(a3, act));
+            }
+            ox += 4;
+        } else {
+            // Border pixel: taps clipped to the image, 16 channels at a time, then 8 with a lane mask.
+            int64_t kx0 = 0, kx1 = kw;
+            while (kx0 < kx1 && ox * sw - pl + kx0 * dw < 0) kx0++;
+            while (kx1 > kx0 && ox * sw - pl + (kx1 - 1) * dw >= g->iw) kx1--;
+            const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
+            for (int64_t cb = 0; cb < C16; cb += 16) {
+                __m256 a0 = bias ? _mm256_loadu_ps(bias + cb) : _mm256_setzero_ps();
+                __m256 a1 = bias ? _mm256_loadu_ps(bias + cb + 8) : _mm256_setzero_ps();
+                for (int64_t ky = ky0; ky < ky1; ky++) {
+                    for (int64_t kx = kx0; kx < kx1; kx++) {
+                        const float *wp = wt + (ky * kw + kx) * C + cb;
+                        const float *ip = base + ky * g->dh * rowStride + kx * dw * C + cb;
+                        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(ip), _mm256_loadu_ps(wp), a0);
+                        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(ip + 8), _mm256_loadu_ps(wp + 8), a1);
+                    }
+                }
+                _mm256_storeu_ps(out + ox * C + cb, dw256_activate(a0, act));
+                _mm256_storeu_ps(out + ox * C + cb + 8, dw256_activate(a1, act));
+            }
+            for (int64_t cb = C16; cb < C; cb += 8) {
+                __m256i mask = lcnn_avx2_lane_mask(C - cb);
+                __m256 a0 = bias ? _mm256_maskload_ps(bias + cb, mask) : _mm256_setzero_ps();
+                for (int64_t ky = ky0; ky < ky1; ky++) {
+                    for (int64_t kx = kx0; kx < kx1; kx++) {
+                        const float *wp = wt + (ky * kw + kx) * C + cb;
+                        const float *ip = base + ky * g->dh * rowStride + kx * dw * C + cb;
+                        a0 = _mm256_fmadd_ps(_mm256_maskload_ps(ip, mask), _mm256_maskload_ps(wp, mask), a0);
+                    }
+                }
+                _mm256_maskstore_ps(out + ox * C + cb, mask, dw256_activate(a0, act));
+            }
+            ox += 1;
+        }
+    }
+}
+
+LCNN_TARGET_AVX2
+static void dw_forward_avx2(const lcnn_conv_geom *g, const float *input, const float *wt, const float *bias,
+                            int act, float *output, int64_t row0, int64_t row1) {
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        float *out = output + row * g->ow * g->ic;
+        if (g->kw == 3 && g->sw == 1) dw256_row(g, input, wt, bias, act, out, n, oy, 3, 1);
+        else if (g->kw == 3 && g->sw == 2) dw256_row(g, input, wt, bias, act, out, n, oy, 3, 2);
+        else if (g->kw == 5 && g->sw == 1) dw256_row(g, input, wt, bias, act, out, n, oy, 5, 1);
+        else if (g->kw == 5 && g->sw == 2) dw256_row(g, input, wt, bias, act, out, n, oy, 5, 2);
+        else dw256_row(g, input, wt, bias, act, out, n, oy, 0, 0);
+    }
 }
 
 // MARK: - AVX-512 forward

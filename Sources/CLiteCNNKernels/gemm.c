@@ -156,33 +156,31 @@ static void kernel_avx2_6x16(int64_t kc, const float *pa, const float *pb, float
         a = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    if (mr == MR && nr == PW) {
-        __m256 alpha = _mm256_set1_ps(e->alpha), beta = _mm256_set1_ps(e->beta);
-        __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6);
+    __m256 alpha = _mm256_set1_ps(e->alpha), beta = _mm256_set1_ps(e->beta);
+    __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6);
+    for (int h = 0; h < 2; h++) {
+        int64_t w = nr - 8 * h;
+        if (w <= 0) break;
+        if (w > 8) w = 8;
+        __m256i mask = lcnn_avx2_lane_mask(w);
+        const float *bias = e->bias ? e->bias + h * 8 : NULL;
         for (int i = 0; i < MR; i++) {
-            for (int h = 0; h < 2; h++) {
-                float *cp = c + i * ldc + h * 8;
-                __m256 v = _mm256_mul_ps(alpha, acc[i][h]);
-                if (e->first) {
-                    if (e->beta != 0) v = _mm256_fmadd_ps(beta, _mm256_loadu_ps(cp), v);
-                    if (e->bias) v = _mm256_add_ps(v, _mm256_loadu_ps(e->bias + h * 8));
-                } else {
-                    v = _mm256_add_ps(v, _mm256_loadu_ps(cp));
-                }
-                if (e->last && e->act != LCNN_ACT_NONE) {
-                    v = _mm256_max_ps(v, zero);
-                    if (e->act == LCNN_ACT_RELU6) v = _mm256_min_ps(v, six);
-                }
-                _mm256_storeu_ps(cp, v);
+            if (i >= mr) break;
+            float *cp = c + i * ldc + h * 8;
+            __m256 v = _mm256_mul_ps(alpha, acc[i][h]);
+            if (e->first) {
+                if (e->beta != 0) v = _mm256_fmadd_ps(beta, w == 8 ? _mm256_loadu_ps(cp) : _mm256_maskload_ps(cp, mask), v);
+                if (bias) v = _mm256_add_ps(v, w == 8 ? _mm256_loadu_ps(bias) : _mm256_maskload_ps(bias, mask));
+            } else {
+                v = _mm256_add_ps(v, w == 8 ? _mm256_loadu_ps(cp) : _mm256_maskload_ps(cp, mask));
             }
+            if (e->last && e->act != LCNN_ACT_NONE) {
+                v = _mm256_max_ps(v, zero);
+                if (e->act == LCNN_ACT_RELU6) v = _mm256_min_ps(v, six);
+            }
+            if (w == 8) _mm256_storeu_ps(cp, v);
+            else _mm256_maskstore_ps(cp, mask, v);
         }
-    } else {
-        float tile[MR * PW] __attribute__((aligned(32)));
-        for (int i = 0; i < MR; i++) {
-            _mm256_store_ps(tile + i * PW, acc[i][0]);
-            _mm256_store_ps(tile + i * PW + 8, acc[i][1]);
-        }
-        store_tile_scalar(tile, PW, c, ldc, mr, nr, e);
     }
 }
 

@@ -17,6 +17,14 @@
 
 #define LCNN_INLINE static inline __attribute__((always_inline))
 
+#if LCNN_X86
+/// An AVX2 lane mask selecting the first `count` (0…8) of eight floats, for `_mm256_maskload_ps` / `maskstore`.
+LCNN_TARGET_AVX2
+LCNN_INLINE __m256i lcnn_avx2_lane_mask(int64_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
 /// A thread-local scratch buffer of at least `count` floats, 64-byte aligned, reused across calls.
 float *lcnn_scratch(int slot, int64_t count);
 

@@ -85,6 +85,9 @@ final class ConvolutionKernelTests: XCTestCase {
         checkAll(geometry(1, 10, 12, 5, 5, k: (5, 5), pad: (2, 2, 2, 2), groups: 5), seed: 52)
         checkAll(geometry(2, 11, 15, 16, 16, k: (5, 5), s: (2, 2), pad: (2, 2, 2, 2), groups: 16), seed: 53)
         checkAll(geometry(1, 6, 20, 48, 48, k: (3, 3), groups: 48), seed: 54)               // unpadded, long interior
+        checkAll(geometry(1, 5, 40, 33, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 33), seed: 55)  // wide stride 2
+        checkAll(geometry(2, 6, 41, 10, 10, k: (5, 5), s: (2, 2), pad: (2, 2, 2, 2), groups: 10), seed: 56)
+        checkAll(geometry(1, 4, 30, 24, 24, k: (3, 3), pad: (1, 1, 1, 1), groups: 24), seed: 57)
     }
 
     func testDepthwiseGeneric() {
