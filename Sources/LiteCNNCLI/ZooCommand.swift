@@ -81,6 +81,6 @@ func renderTable(header: [String], rows: [[String]], rightAligned: Set<Int>) -> 
 /// Pretty-printed JSON with sorted keys (stable output for scripts and diffs).
 func encodeJSON<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }

@@ -12,7 +12,8 @@ import LiteCNNTensor
 /// `|u1`, `<i8` and `<i4`, converting to `Float`, any rank (shape `()` gives a scalar tensor). Fortran-ordered arrays
 /// and big-endian dtypes are refused with a message saying how to convert them.
 public enum NPY {
-    static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
+    /// The first six bytes of every `.npy` file.
+    public static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// Element types LiteCNN reads from `.npy` files.
     enum DType: String, CaseIterable {

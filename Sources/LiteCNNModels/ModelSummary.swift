@@ -171,8 +171,8 @@ extension ModelSummary {
     /// Checks that a square `resolution × resolution` image with `inputChannels` channels can pass through `model`,
     /// without tracing at that resolution (layers `precondition` on shapes, so a bad one would trap).
     ///
-    /// How: the model is traced at `probeResolution` (which must work, e.g. the zoo's default) and at a second,
-    /// larger, odd one. From the two traces every leaf's input is matched to the leaf (or the image) that produced
+    /// How: the model is traced at `probeResolution` (which must work, e.g. the zoo's default) and at twice it
+    /// (a larger input only makes feature maps larger, and doubling keeps stride-aligned sizes aligned). From the two traces every leaf's input is matched to the leaf (or the image) that produced
     /// it, and the spatial size is then re-computed at `resolution` with each convolution's and pooling's own
     /// formula: every kernel must fit its padded input, and feature maps that had equal sizes in both probes must
     /// stay equal (they meet in a residual sum or a concatenation). Leaves the analysis cannot model make it
@@ -234,7 +234,7 @@ struct SpatialPlan {
                 return
             }
         }
-        let second = 2 * probe + 1
+        let second = 2 * probe
         let trace1 = Self.traces(model, [1, second, second, inputChannels])
         guard trace0.count == trace1.count, zip(trace0, trace1).allSatisfy({ $0.path == $1.path }) else {
             mode = .atLeastProbe("its layers trace differently at different resolutions")
