@@ -9,14 +9,17 @@ public final class Parameter: @unchecked Sendable {
     public enum Kind: String, Sendable, Codable { case weight, buffer }
 
     public let kind: Kind
-    private var storedValue: Tensor?
-    private var storedGradient: Tensor?
+    /// The value once materialized (`isMaterialized`); an empty placeholder before.
+    private var storedValue = Tensor(shape: [0])
+    public private(set) var isMaterialized: Bool
+    private var storedGradient = Tensor(shape: [0])
     private var pendingShape: [Int]
     private var initializer: (@Sendable () -> Tensor)?
 
     /// A parameter holding `value`.
     public init(_ value: Tensor, kind: Kind = .weight) {
         self.storedValue = value
+        self.isMaterialized = true
         self.pendingShape = value.shape
         self.kind = kind
     }
@@ -26,6 +29,7 @@ public final class Parameter: @unchecked Sendable {
     /// The initializer must be deterministic (draw its seed when the parameter is created, not when it runs).
     public init(shape: [Int], kind: Kind = .weight, initializer: @escaping @Sendable () -> Tensor) {
         self.pendingShape = shape
+        self.isMaterialized = false
         self.kind = kind
         self.initializer = initializer
     }
@@ -45,47 +49,50 @@ public final class Parameter: @unchecked Sendable {
     /// Replaces the value by a lazily generated one of the same shape (architectures' own initialization schemes).
     public func reinitialize(uniformBound bound: Float) {
         let seed = WeightInitialization.nextSeed(), shape = self.shape
-        storedValue = nil
-        initializer = { WeightInitialization.uniform(shape, bound: bound, seed: seed) }
+        dematerialize { WeightInitialization.uniform(shape, bound: bound, seed: seed) }
     }
 
     /// Replaces the value by a lazily generated normal one of the same shape.
     public func reinitialize(normalStd std: Float) {
         let seed = WeightInitialization.nextSeed(), shape = self.shape
-        storedValue = nil
-        initializer = { WeightInitialization.normal(shape, std: std, seed: seed) }
+        dematerialize { WeightInitialization.normal(shape, std: std, seed: seed) }
     }
 
     /// Replaces the value by a constant of the same shape.
     public func reinitialize(constant: Float) {
         let shape = self.shape
-        storedValue = nil
-        initializer = { Tensor(shape: shape, repeating: constant) }
+        dematerialize { Tensor(shape: shape, repeating: constant) }
     }
 
-    /// Whether the value has been generated (or set) yet.
-    public var isMaterialized: Bool { storedValue != nil }
+    private func dematerialize(_ makeValue: @escaping @Sendable () -> Tensor) {
+        pendingShape = shape
+        storedValue = Tensor(shape: [0])
+        isMaterialized = false
+        initializer = makeValue
+    }
 
     @inline(__always)
     private func materialize() {
-        if storedValue == nil {
+        if !isMaterialized {
             storedValue = initializer?() ?? Tensor(shape: pendingShape)
             initializer = nil
+            isMaterialized = true
         }
     }
 
     public var value: Tensor {
-        _read {
+        get {
             materialize()
-            yield storedValue!
+            return storedValue
         }
         _modify {
             materialize()
-            yield &storedValue!
-            pendingShape = storedValue!.shape
+            yield &storedValue
+            pendingShape = storedValue.shape
         }
         set {
             storedValue = newValue
+            isMaterialized = true
             initializer = nil
             pendingShape = newValue.shape
         }
@@ -94,13 +101,13 @@ public final class Parameter: @unchecked Sendable {
     /// ∂L/∂value, accumulated by `backward` (`+=`) until `zeroGradient()`; zeros of `shape` until then.
     /// Empty (shape `[0]`) for buffers.
     public var gradient: Tensor {
-        _read {
+        get {
             makeGradient()
-            yield storedGradient!
+            return storedGradient
         }
         _modify {
             makeGradient()
-            yield &storedGradient!
+            yield &storedGradient
         }
         set { storedGradient = newValue }
     }
@@ -108,20 +115,20 @@ public final class Parameter: @unchecked Sendable {
     @inline(__always)
     private func makeGradient() {
         let wanted = kind == .weight ? pendingShape : [0]
-        if storedGradient?.shape != wanted { storedGradient = Tensor(shape: wanted) }
+        if storedGradient.shape != wanted { storedGradient = Tensor(shape: wanted) }
     }
 
     /// Frees the gradient's memory (inference-only use).
-    public func releaseGradient() { storedGradient = nil }
+    public func releaseGradient() { storedGradient = Tensor(shape: [0]) }
 
     public var isTrainable: Bool { kind == .weight }
-    public var shape: [Int] { storedValue?.shape ?? pendingShape }
+    public var shape: [Int] { isMaterialized ? storedValue.shape : pendingShape }
     public var count: Int { shape.reduce(1, *) }
 
     public func zeroGradient() {
         guard kind == .weight else { return }
-        if storedGradient?.shape != shape { storedGradient = Tensor(shape: shape); return }
-        storedGradient!.scalars.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        if storedGradient.shape != shape { storedGradient = Tensor(shape: shape); return }
+        storedGradient.scalars.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
     /// Adds `delta` into the gradient (shapes must match).
