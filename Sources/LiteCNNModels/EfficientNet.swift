@@ -78,7 +78,7 @@ public final class EfficientNet: Layer {
     /// The mobile inverted bottleneck with squeeze-excitation (torchvision's `MBConv`): child `block` =
     /// [1×1 expand conv-BN-SiLU (omitted when the ratio is 1)] → k×k depthwise conv-BN-SiLU →
     /// squeeze-excitation (`max(1, input / 4)` channels, SiLU, sigmoid gate) → 1×1 conv-BN.
-    /// With stride 1 and unchanged channels, `stochastic_depth(block(x)) + x`.
+    /// With stride 1 and unchanged channels, `stochastic_depth(block(x)) + x` (each block seeds its own drop mask).
     public final class MBConv: Layer {
         public let block: Sequential
         public let stochasticDepth: DropPath
@@ -86,7 +86,8 @@ public final class EfficientNet: Layer {
         public var isTraining = false
 
         public init(inputChannels: Int, outputChannels: Int, kernel: Int, stride: Int, expansion: Int,
-                    stochasticDepthProbability: Float, epsilon: Float = 1e-5, momentum: Float = 0.1) {
+                    stochasticDepthProbability: Float, epsilon: Float = 1e-5, momentum: Float = 0.1,
+                    stochasticDepthSeed: UInt64 = 0xE_FF1C) {
             precondition(stride == 1 || stride == 2, "EfficientNet.MBConv: stride must be 1 or 2, got \(stride)")
             let expanded = makeDivisible(Double(inputChannels * expansion))
             var layers: [any Layer] = []
@@ -101,7 +102,7 @@ public final class EfficientNet: Layer {
             layers.append(conv2dNormActivation(expanded, outputChannels, kernelSize: 1, epsilon: epsilon,
                                                momentum: momentum, activation: nil))
             block = Sequential(layers)
-            stochasticDepth = DropPath(probability: stochasticDepthProbability)
+            stochasticDepth = DropPath(probability: stochasticDepthProbability, seed: stochasticDepthSeed)
             usesResidual = stride == 1 && inputChannels == outputChannels
         }
 
@@ -137,7 +138,9 @@ public final class EfficientNet: Layer {
     ///   - variant: `.b0` … `.b7`.
     ///   - classCount: size of the output.
     ///   - inputChannels: channels of the input image.
-    public init(_ variant: Variant, classCount: Int = 1000, inputChannels: Int = 3) {
+    ///   - stochasticDepthProbability: the drop probability the last block approaches (0.2 in torchvision; 0 disables).
+    public init(_ variant: Variant, classCount: Int = 1000, inputChannels: Int = 3,
+                stochasticDepthProbability: Float = EfficientNet.stochasticDepthProbability) {
         precondition(classCount >= 1 && inputChannels >= 1, "EfficientNet: class and input channel counts must be positive")
         self.variant = variant
         self.classCount = classCount
@@ -155,8 +158,9 @@ public final class EfficientNet: Layer {
                 blocks.append(MBConv(inputChannels: index == 0 ? stage.inputChannels : stage.outputChannels,
                                      outputChannels: stage.outputChannels, kernel: stage.kernel,
                                      stride: index == 0 ? stage.stride : 1, expansion: stage.expansion,
-                                     stochasticDepthProbability: Self.stochasticDepthProbability * Float(blockIndex) / Float(totalBlocks),
-                                     epsilon: epsilon, momentum: momentum))
+                                     stochasticDepthProbability: stochasticDepthProbability * Float(blockIndex) / Float(totalBlocks),
+                                     epsilon: epsilon, momentum: momentum,
+                                     stochasticDepthSeed: 0xE_FF1C &+ UInt64(blockIndex)))
                 blockIndex += 1
             }
             layers.append(Sequential(blocks))
