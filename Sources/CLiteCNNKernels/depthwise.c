@@ -5,9 +5,8 @@
 // AVX-512 16 channels per block with masked tails, AVX2 16 channels (eight accumulators) then 8 with a lane mask.
 // 3×3 and 5×5 at stride 1 and 2 are compiled as specializations; borders and any other kernel size, stride or
 // dilation take the generic path. Backward input gathers the (output pixel, tap) pairs of each input pixel and sums
-// them in registers (AVX2, also used on AVX-512 CPUs); backward weight keeps the nine 3×3 tap sums in registers
-// along each output row (AVX2). Everything else, and the portable level, are plain channel loops that the compiler
-// vectorizes for each target.
+// them in registers (AVX2, also used on AVX-512 CPUs). Backward weight, and the portable level, are plain channel
+// loops that the compiler vectorizes for each target.
 #include "internal.h"
 
 LCNN_INLINE float dw_activate(float v, int act) {
@@ -162,48 +161,6 @@ static void dw_backward_input_avx2(const lcnn_conv_geom *g, const float *gradOut
                     a0 = _mm256_fmadd_ps(_mm256_maskload_ps(gps[t] + cb, mask), _mm256_maskload_ps(wps[t] + cb, mask), a0);
                 _mm256_maskstore_ps(d + cb, mask, a0);
             }
-        }
-    }
-}
-
-// MARK: - AVX2 backward weight (3×3)
-
-/// Weight-gradient of a 3×3 depthwise convolution with AVX2: for each output row and block of 8 channels the nine
-/// tap sums stay in registers across the row.
-LCNN_TARGET_AVX2
-static void dw_backward_weight_3x3_avx2(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
-                                        float *gw, int64_t row0, int64_t row1) {
-    const int64_t C = g->ic;
-    for (int64_t row = row0; row < row1; row++) {
-        int64_t n = row / g->oh, oy = row % g->oh;
-        int valid_y[3];
-        for (int ky = 0; ky < 3; ky++) {
-            int64_t iy = oy * g->sh - g->pt + ky * g->dh;
-            valid_y[ky] = iy >= 0 && iy < g->ih;
-        }
-        const float *top = input + ((n * g->ih) + oy * g->sh - g->pt) * g->iw * C;
-        for (int64_t cb = 0; cb < C; cb += 8) {
-            __m256i mask = lcnn_avx2_lane_mask(C - cb);
-            __m256 acc[9];
-#pragma clang loop unroll(full)
-            for (int t = 0; t < 9; t++) acc[t] = _mm256_maskload_ps(gw + t * C + cb, mask);
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                __m256 go = _mm256_maskload_ps(gradOutput + (row * g->ow + ox) * C + cb, mask);
-                int64_t ix0 = ox * g->sw - g->pl;
-#pragma clang loop unroll(full)
-                for (int ky = 0; ky < 3; ky++) {
-                    if (!valid_y[ky]) continue;
-                    const float *rp = top + ky * g->dh * g->iw * C + cb;
-#pragma clang loop unroll(full)
-                    for (int kx = 0; kx < 3; kx++) {
-                        int64_t ix = ix0 + kx * g->dw;
-                        if (ix < 0 || ix >= g->iw) continue;
-                        acc[ky * 3 + kx] = _mm256_fmadd_ps(go, _mm256_maskload_ps(rp + ix * C, mask), acc[ky * 3 + kx]);
-                    }
-                }
-            }
-#pragma clang loop unroll(full)
-            for (int t = 0; t < 9; t++) _mm256_maskstore_ps(gw + t * C + cb, mask, acc[t]);
         }
     }
 }
@@ -505,10 +462,6 @@ void lcnn_depthwise_backward_weight_rows(const lcnn_conv_geom *g, const float *i
                                          float *gradWeightTaps, int64_t row0, int64_t row1) {
 #if LCNN_X86
     int level = lcnn_isa_level();
-    if (level >= 1 && g->kh == 3 && g->kw == 3) {
-        dw_backward_weight_3x3_avx2(g, input, gradOutput, gradWeightTaps, row0, row1);
-        return;
-    }
     if (level >= 2) { dw_backward_weight_avx512(g, input, gradOutput, gradWeightTaps, row0, row1); return; }
     if (level >= 1) { dw_backward_weight_avx2(g, input, gradOutput, gradWeightTaps, row0, row1); return; }
 #endif
