@@ -126,11 +126,19 @@ public final class WorkerPool: @unchecked Sendable {
             }
             seen = current
             // Only participants read `job`: the caller keeps it alive until every participant has finished.
-            if index <= participants.load(ordering: .relaxed), let job {
-                runChunks(job.body, count: job.chunks)
+            if index <= participants.load(ordering: .relaxed) {
+                runCurrentJob()
                 pendingWorkers.subtract(1, ordering: .releasing)
             }
         }
+    }
+
+    /// Runs the current job's chunks. A function of its own so that the worker's reference to the job's closure is
+    /// released before it reports completion (the caller's `withoutActuallyEscaping` checks nothing kept it).
+    @inline(never)
+    private func runCurrentJob() {
+        guard let job else { return }
+        runChunks(job.body, count: job.chunks)
     }
 
     @inline(__always)

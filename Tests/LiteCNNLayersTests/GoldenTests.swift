@@ -28,7 +28,7 @@ final class GoldenTests: XCTestCase {
         var loss: Float?
     }
 
-    static let cases: [Case] = {
+    nonisolated(unsafe) static let cases: [Case] = {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Fixtures/layer_goldens.json")
         guard let data = try? Data(contentsOf: url),
