@@ -18,8 +18,10 @@ public final class BatchNorm2D: Layer {
     public let runningVariance: Parameter
     public var isTraining = false
 
-    /// Normalized input x̂ and 1/√(σ² + ε) of the last training forward.
-    private var savedNormalized: Tensor?
+    /// Input, batch mean and 1/√(σ² + ε) of the last training forward (x̂ is recomputed in backward rather than
+    /// stored: one less full-size write in forward).
+    private var savedInput: Tensor?
+    private var savedMean: [Float] = []
     private var savedInverseStd: [Float] = []
 
     public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
@@ -46,13 +48,12 @@ public final class BatchNorm2D: Layer {
         precondition(input.shape.last == channels, "BatchNorm2D(\(channels)): input \(input.shape) has the wrong channel count")
         let rows = input.count / channels
         if !isTraining {
-            savedNormalized = nil
-            var scale = [Float](repeating: 0, count: channels), shift = scale
+            savedInput = nil
+            var scale = [Float](repeating: 0, count: channels)
             for c in 0..<channels {
                 scale[c] = weight.value.scalars[c] / (runningVariance.value.scalars[c] + epsilon).squareRoot()
-                shift[c] = bias.value.scalars[c] - runningMean.value.scalars[c] * scale[c]
             }
-            return applyAffine(input, scale: scale, shift: shift, rows: rows)
+            return normalize(input, center: runningMean.value.scalars, scale: scale, shift: bias.value.scalars, rows: rows)
         }
         precondition(rows > 1, "BatchNorm2D: training needs more than one value per channel, got input \(input.shape)")
         let (mean, variance) = batchStatistics(input, rows: rows)
@@ -67,65 +68,48 @@ public final class BatchNorm2D: Layer {
                 }
             }
         }
-        // One pass writes both x̂ (kept for backward) and y = γ·x̂ + β.
-        var normalized = Tensor(shape: input.shape, layout: input.layout) { _ in }
-        let output = Tensor(shape: input.shape, layout: input.layout) { out in
-            input.scalars.withUnsafeBufferPointer { x in
-                normalized.scalars.withUnsafeMutableBufferPointer { xhat in
-                    weight.value.scalars.withUnsafeBufferPointer { gamma in
-                        bias.value.scalars.withUnsafeBufferPointer { beta in
-                            mean.withUnsafeBufferPointer { mu in
-                                inverseStd.withUnsafeBufferPointer { istd in
-                                    let c = channels
-                                    parallelRows(rows, rowLength: c) { range in
-                                        for r in range {
-                                            let base = r * c
-                                            for j in 0..<c {
-                                                let n = (x[base + j] - mu[j]) * istd[j]
-                                                xhat[base + j] = n
-                                                out[base + j] = n * gamma[j] + beta[j]
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        savedNormalized = normalized
+        var scale = [Float](repeating: 0, count: channels)
+        for c in 0..<channels { scale[c] = weight.value.scalars[c] * inverseStd[c] }
+        savedInput = input
+        savedMean = mean
         savedInverseStd = inverseStd
-        return output
+        return normalize(input, center: mean, scale: scale, shift: bias.value.scalars, rows: rows)
     }
 
-    /// `dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dγ += Σ dy·x̂`, `dβ += Σ dy` (per channel).
+    /// `dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dγ += Σ dy·x̂`, `dβ += Σ dy` (per channel), with
+    /// `x̂ = (x − μ)·istd`. Two passes: the channel sums, then `dx = k·dy + q·(x − μ) + r` with per-channel `k, q, r`
+    /// (`x − μ` formed first for precision).
     public func backward(_ gradOutput: Tensor) -> Tensor {
-        guard let xhat = savedNormalized else { preconditionFailure("BatchNorm2D.backward without a training-mode forward") }
-        precondition(gradOutput.shape == xhat.shape, "BatchNorm2D.backward: gradient \(gradOutput.shape) vs input \(xhat.shape)")
+        guard let input = savedInput else { preconditionFailure("BatchNorm2D.backward without a training-mode forward") }
+        precondition(gradOutput.shape == input.shape, "BatchNorm2D.backward: gradient \(gradOutput.shape) vs input \(input.shape)")
         let c = channels
-        let rows = xhat.count / c
-        let (sumGrad, sumGradXhat) = channelSums(gradOutput, xhat, rows: rows)
+        let rows = input.count / c
+        let (sumGrad, sumGradCentered) = channelSums(gradOutput, input, mean: savedMean, rows: rows)
+        var sumGradXhat = [Float](repeating: 0, count: c)
+        for j in 0..<c { sumGradXhat[j] = sumGradCentered[j] * savedInverseStd[j] }
         weight.accumulateGradient(Tensor(shape: [c], scalars: sumGradXhat))
         bias.accumulateGradient(Tensor(shape: [c], scalars: sumGrad))
         let invRows = 1 / Float(rows)
-        var coefficient = [Float](repeating: 0, count: c), meanGrad = coefficient, meanGradXhat = coefficient
+        var k = [Float](repeating: 0, count: c), q = k, r = k
         for j in 0..<c {
-            coefficient[j] = weight.value.scalars[j] * savedInverseStd[j]
-            meanGrad[j] = sumGrad[j] * invRows
-            meanGradXhat[j] = sumGradXhat[j] * invRows
+            let istd = savedInverseStd[j]
+            k[j] = weight.value.scalars[j] * istd
+            q[j] = -k[j] * istd * sumGradXhat[j] * invRows
+            r[j] = -k[j] * sumGrad[j] * invRows
         }
-        return Tensor(shape: xhat.shape, layout: xhat.layout) { dx in
+        return Tensor(shape: input.shape, layout: input.layout) { dx in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
-                xhat.scalars.withUnsafeBufferPointer { xh in
-                    coefficient.withUnsafeBufferPointer { k in
-                        meanGrad.withUnsafeBufferPointer { mg in
-                            meanGradXhat.withUnsafeBufferPointer { mgx in
-                                parallelRows(rows, rowLength: c) { range in
-                                    for r in range {
-                                        let base = r * c
-                                        for j in 0..<c {
-                                            dx[base + j] = k[j] * (dy[base + j] - mg[j] - xh[base + j] * mgx[j])
+                input.scalars.withUnsafeBufferPointer { x in
+                    k.withUnsafeBufferPointer { k in
+                        q.withUnsafeBufferPointer { q in
+                            r.withUnsafeBufferPointer { r in
+                                savedMean.withUnsafeBufferPointer { mu in
+                                    parallelRows(rows, rowLength: c) { range in
+                                        for row in range {
+                                            let base = row * c
+                                            for j in 0..<c {
+                                                dx[base + j] = k[j] * dy[base + j] + q[j] * (x[base + j] - mu[j]) + r[j]
+                                            }
                                         }
                                     }
                                 }
@@ -139,16 +123,20 @@ public final class BatchNorm2D: Layer {
 
     // MARK: Helpers
 
-    private func applyAffine(_ input: Tensor, scale: [Float], shift: [Float], rows: Int) -> Tensor {
+    /// `y = (x − center)·scale + shift` per channel, in one pass. (Centering first keeps precision when the mean is
+    /// large compared with the spread.)
+    private func normalize(_ input: Tensor, center: [Float], scale: [Float], shift: [Float], rows: Int) -> Tensor {
         Tensor(shape: input.shape, layout: input.layout) { out in
             input.scalars.withUnsafeBufferPointer { x in
-                scale.withUnsafeBufferPointer { a in
-                    shift.withUnsafeBufferPointer { b in
-                        let c = channels
-                        parallelRows(rows, rowLength: c) { range in
-                            for r in range {
-                                let base = r * c
-                                for j in 0..<c { out[base + j] = x[base + j] * a[j] + b[j] }
+                center.withUnsafeBufferPointer { m in
+                    scale.withUnsafeBufferPointer { a in
+                        shift.withUnsafeBufferPointer { b in
+                            let c = channels
+                            parallelRows(rows, rowLength: c) { range in
+                                for r in range {
+                                    let base = r * c
+                                    for j in 0..<c { out[base + j] = (x[base + j] - m[j]) * a[j] + b[j] }
+                                }
                             }
                         }
                     }
@@ -208,35 +196,37 @@ public final class BatchNorm2D: Layer {
         return (mean, variance)
     }
 
-    /// Per-channel `Σ dy` and `Σ dy·x̂`.
-    private func channelSums(_ gradOutput: Tensor, _ xhat: Tensor, rows: Int) -> ([Float], [Float]) {
+    /// Per-channel `Σ dy` and `Σ dy·(x − μ)`.
+    private func channelSums(_ gradOutput: Tensor, _ input: Tensor, mean: [Float], rows: Int) -> ([Float], [Float]) {
         let c = channels
         let parts = max(1, min(WorkerPool.shared.threadCount, rows * c / elementwiseParallelThreshold))
         var partialSums = [Double](repeating: 0, count: parts * c * 2)
         gradOutput.scalars.withUnsafeBufferPointer { dy in
-            xhat.scalars.withUnsafeBufferPointer { xh in
-                partialSums.withUnsafeMutableBufferPointer { partial in
-                    WorkerPool.shared.parallelFor(parts) { p in
-                        let lo = rows * p / parts, hi = rows * (p + 1) / parts
-                        var blockSum = [Float](repeating: 0, count: c), blockDot = blockSum
-                        blockSum.withUnsafeMutableBufferPointer { bs in
-                            blockDot.withUnsafeMutableBufferPointer { bd in
-                                var r = lo
-                                while r < hi {
-                                    let end = min(hi, r + 256)
-                                    for j in 0..<c { bs[j] = 0; bd[j] = 0 }
-                                    for row in r..<end {
-                                        let base = row * c
-                                        for j in 0..<c {
-                                            bs[j] += dy[base + j]
-                                            bd[j] += dy[base + j] * xh[base + j]
+            input.scalars.withUnsafeBufferPointer { x in
+                mean.withUnsafeBufferPointer { mu in
+                    partialSums.withUnsafeMutableBufferPointer { partial in
+                        WorkerPool.shared.parallelFor(parts) { p in
+                            let lo = rows * p / parts, hi = rows * (p + 1) / parts
+                            var blockSum = [Float](repeating: 0, count: c), blockDot = blockSum
+                            blockSum.withUnsafeMutableBufferPointer { bs in
+                                blockDot.withUnsafeMutableBufferPointer { bd in
+                                    var r = lo
+                                    while r < hi {
+                                        let end = min(hi, r + 256)
+                                        for j in 0..<c { bs[j] = 0; bd[j] = 0 }
+                                        for row in r..<end {
+                                            let base = row * c
+                                            for j in 0..<c {
+                                                bs[j] += dy[base + j]
+                                                bd[j] += dy[base + j] * (x[base + j] - mu[j])
+                                            }
                                         }
+                                        for j in 0..<c {
+                                            partial[(p * c + j) * 2] += Double(bs[j])
+                                            partial[(p * c + j) * 2 + 1] += Double(bd[j])
+                                        }
+                                        r = end
                                     }
-                                    for j in 0..<c {
-                                        partial[(p * c + j) * 2] += Double(bs[j])
-                                        partial[(p * c + j) * 2 + 1] += Double(bd[j])
-                                    }
-                                    r = end
                                 }
                             }
                         }
@@ -244,13 +234,13 @@ public final class BatchNorm2D: Layer {
                 }
             }
         }
-        var sumGrad = [Float](repeating: 0, count: c), sumGradXhat = sumGrad
+        var sumGrad = [Float](repeating: 0, count: c), sumGradCentered = sumGrad
         for j in 0..<c {
             var s = 0.0, d = 0.0
             for p in 0..<parts { s += partialSums[(p * c + j) * 2]; d += partialSums[(p * c + j) * 2 + 1] }
             sumGrad[j] = Float(s)
-            sumGradXhat[j] = Float(d)
+            sumGradCentered[j] = Float(d)
         }
-        return (sumGrad, sumGradXhat)
+        return (sumGrad, sumGradCentered)
     }
 }
