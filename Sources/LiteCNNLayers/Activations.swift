@@ -1,8 +1,8 @@
-import Foundation
 import LiteCNNTensor
 
 // Parameter-free elementwise activations. Each keeps the tensor its derivative needs (input or output) from the
-// last training-mode forward; derivatives at the kinks follow PyTorch's autograd formulas.
+// last training-mode forward; derivatives at the kinks follow PyTorch's autograd formulas. The scalar functions are
+// types (`ElementwiseMap`/`ElementwiseZip`) so that every loop is specialized and vectorized.
 
 /// `max(0, x)` (`torch.nn.ReLU`). Derivative 1 where the output is positive, 0 elsewhere (0 at x = 0).
 public final class ReLU: ShapePreservingLayer {
@@ -11,15 +11,22 @@ public final class ReLU: ShapePreservingLayer {
 
     public init() {}
 
+    enum Forward: ElementwiseMap {
+        @inline(__always) static func apply(_ x: Float) -> Float { x > 0 ? x : 0 }
+    }
+    enum Backward: ElementwiseZip {
+        @inline(__always) static func apply(_ y: Float, _ g: Float) -> Float { y > 0 ? g : 0 }
+    }
+
     public func forward(_ input: Tensor) -> Tensor {
-        let y = mapElements(input) { $0 > 0 ? $0 : 0 }
+        let y = mapElements(input, Forward.self)
         savedOutput = isTraining ? y : nil
         return y
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let y = savedOutput else { preconditionFailure("ReLU.backward without a training-mode forward") }
-        return zipElements(y, gradOutput) { y, g in y > 0 ? g : 0 }
+        return zipElements(y, gradOutput, Backward.self)
     }
 }
 
@@ -30,14 +37,21 @@ public final class ReLU6: ShapePreservingLayer {
 
     public init() {}
 
+    enum Forward: ElementwiseMap {
+        @inline(__always) static func apply(_ x: Float) -> Float { Swift.min(Swift.max(x, 0), 6) }
+    }
+    enum Backward: ElementwiseZip {
+        @inline(__always) static func apply(_ x: Float, _ g: Float) -> Float { x > 0 && x < 6 ? g : 0 }
+    }
+
     public func forward(_ input: Tensor) -> Tensor {
         savedInput = isTraining ? input : nil
-        return mapElements(input) { Swift.min(Swift.max($0, 0), 6) }
+        return mapElements(input, Forward.self)
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let x = savedInput else { preconditionFailure("ReLU6.backward without a training-mode forward") }
-        return zipElements(x, gradOutput) { x, g in x > 0 && x < 6 ? g : 0 }
+        return zipElements(x, gradOutput, Backward.self)
     }
 }
 
@@ -48,15 +62,22 @@ public final class Sigmoid: ShapePreservingLayer {
 
     public init() {}
 
+    enum Forward: ElementwiseMap {
+        @inline(__always) static func apply(_ x: Float) -> Float { 1 / (1 + vectorizableExp(-x)) }
+    }
+    enum Backward: ElementwiseZip {
+        @inline(__always) static func apply(_ y: Float, _ g: Float) -> Float { g * y * (1 - y) }
+    }
+
     public func forward(_ input: Tensor) -> Tensor {
-        let y = mapElements(input) { 1 / (1 + exp(-$0)) }
+        let y = mapElements(input, Forward.self)
         savedOutput = isTraining ? y : nil
         return y
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let y = savedOutput else { preconditionFailure("Sigmoid.backward without a training-mode forward") }
-        return zipElements(y, gradOutput) { y, g in g * y * (1 - y) }
+        return zipElements(y, gradOutput, Backward.self)
     }
 }
 
@@ -67,14 +88,21 @@ public final class HardSigmoid: ShapePreservingLayer {
 
     public init() {}
 
+    enum Forward: ElementwiseMap {
+        @inline(__always) static func apply(_ x: Float) -> Float { Swift.min(Swift.max(x + 3, 0), 6) * (1 / 6) }
+    }
+    enum Backward: ElementwiseZip {
+        @inline(__always) static func apply(_ x: Float, _ g: Float) -> Float { x > -3 && x < 3 ? g * (1 / 6) : 0 }
+    }
+
     public func forward(_ input: Tensor) -> Tensor {
         savedInput = isTraining ? input : nil
-        return mapElements(input) { Swift.min(Swift.max($0 + 3, 0), 6) * (1 / 6) }
+        return mapElements(input, Forward.self)
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let x = savedInput else { preconditionFailure("HardSigmoid.backward without a training-mode forward") }
-        return zipElements(x, gradOutput) { x, g in x > -3 && x < 3 ? g * (1 / 6) : 0 }
+        return zipElements(x, gradOutput, Backward.self)
     }
 }
 
@@ -86,16 +114,23 @@ public final class HardSwish: ShapePreservingLayer {
 
     public init() {}
 
+    enum Forward: ElementwiseMap {
+        @inline(__always) static func apply(_ x: Float) -> Float { x * Swift.min(Swift.max(x + 3, 0), 6) * (1 / 6) }
+    }
+    enum Backward: ElementwiseZip {
+        @inline(__always) static func apply(_ x: Float, _ g: Float) -> Float {
+            x < -3 ? 0 : (x <= 3 ? g * (x * (1 / 3) + 0.5) : g)
+        }
+    }
+
     public func forward(_ input: Tensor) -> Tensor {
         savedInput = isTraining ? input : nil
-        return mapElements(input) { $0 * Swift.min(Swift.max($0 + 3, 0), 6) * (1 / 6) }
+        return mapElements(input, Forward.self)
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let x = savedInput else { preconditionFailure("HardSwish.backward without a training-mode forward") }
-        return zipElements(x, gradOutput) { x, g in
-            x < -3 ? 0 : (x <= 3 ? g * (x * (1 / 3) + 0.5) : g)
-        }
+        return zipElements(x, gradOutput, Backward.self)
     }
 }
 
@@ -106,17 +141,24 @@ public final class SiLU: ShapePreservingLayer {
 
     public init() {}
 
+    enum Forward: ElementwiseMap {
+        @inline(__always) static func apply(_ x: Float) -> Float { x / (1 + vectorizableExp(-x)) }
+    }
+    enum Backward: ElementwiseZip {
+        @inline(__always) static func apply(_ x: Float, _ g: Float) -> Float {
+            let s = 1 / (1 + vectorizableExp(-x))
+            return g * s * (1 + x * (1 - s))
+        }
+    }
+
     public func forward(_ input: Tensor) -> Tensor {
         savedInput = isTraining ? input : nil
-        return mapElements(input) { $0 / (1 + exp(-$0)) }
+        return mapElements(input, Forward.self)
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let x = savedInput else { preconditionFailure("SiLU.backward without a training-mode forward") }
-        return zipElements(x, gradOutput) { x, g in
-            let s = 1 / (1 + exp(-x))
-            return g * s * (1 + x * (1 - s))
-        }
+        return zipElements(x, gradOutput, Backward.self)
     }
 }
 

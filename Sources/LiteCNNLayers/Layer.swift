@@ -262,31 +262,66 @@ extension ShapePreservingLayer {
 /// Elements below which an elementwise layer stays on the calling thread.
 let elementwiseParallelThreshold = 1 << 15
 
-/// `out[i] = transform(x[i])` over a whole tensor, split over the worker pool when large.
-@inline(__always)
-func mapElements(_ input: Tensor, _ transform: (Float) -> Float) -> Tensor {
+/// A scalar function applied elementwise. Passed as a type (not a closure) so that the loops below are specialized
+/// and vectorized for each function instead of calling a closure per element.
+protocol ElementwiseMap {
+    static func apply(_ x: Float) -> Float
+}
+
+/// A scalar function of two tensors' elements (`a[i]`, `b[i]`), passed as a type for the same reason.
+protocol ElementwiseZip {
+    static func apply(_ a: Float, _ b: Float) -> Float
+}
+
+/// `out[i] = F(x[i])` over a whole tensor, split over the worker pool when large.
+func mapElements<F: ElementwiseMap>(_ input: Tensor, _: F.Type) -> Tensor {
     Tensor(shape: input.shape, layout: input.layout) { out in
         input.scalars.withUnsafeBufferPointer { x in
             WorkerPool.shared.parallelRanges(out.count, minimumChunk: elementwiseParallelThreshold) { range in
-                for i in range { out[i] = transform(x[i]) }
+                for i in range { out[i] = F.apply(x[i]) }
             }
         }
     }
 }
 
-/// `out[i] = combine(a[i], b[i])` for two tensors with the same element count (shape taken from `b`).
-@inline(__always)
-func zipElements(_ a: Tensor, _ b: Tensor, _ combine: (Float, Float) -> Float) -> Tensor {
+/// `out[i] = F(a[i], b[i])` for two tensors with the same element count (shape taken from `b`).
+func zipElements<F: ElementwiseZip>(_ a: Tensor, _ b: Tensor, _: F.Type) -> Tensor {
     precondition(a.count == b.count, "elementwise: \(a.shape) vs \(b.shape)")
     return Tensor(shape: b.shape, layout: b.layout) { out in
         a.scalars.withUnsafeBufferPointer { x in
             b.scalars.withUnsafeBufferPointer { y in
                 WorkerPool.shared.parallelRanges(out.count, minimumChunk: elementwiseParallelThreshold) { range in
-                    for i in range { out[i] = combine(x[i], y[i]) }
+                    for i in range { out[i] = F.apply(x[i], y[i]) }
                 }
             }
         }
     }
+}
+
+/// `a · b`.
+enum Product: ElementwiseZip {
+    @inline(__always) static func apply(_ a: Float, _ b: Float) -> Float { a * b }
+}
+
+/// `e^x` without a library call, so loops over it vectorize (Cephes' single-precision polynomial; relative error
+/// about 2·10⁻⁷ on [−87.3, 88.3]; 0 below, where e^x is subnormal, and saturating at e^88.3 above).
+@inline(__always)
+func vectorizableExp(_ x: Float) -> Float {
+    let clamped = Swift.min(Swift.max(x, -87.3), 88.3)
+    // Round x·log2(e) to an integer n with the 1.5·2²³ trick: n then sits in the low mantissa bits of `shifted`.
+    let magic: Float = 12_582_912
+    let shifted = clamped * 1.442_695_04 + magic
+    let n = shifted - magic
+    let r = clamped - n * 0.693_359_375 + n * 2.121_944_40e-4
+    var p: Float = 1.987_569_15e-4
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    let expR = p * r * r + r + 1
+    let twoToN = Float(bitPattern: (shifted.bitPattern &- magic.bitPattern &+ 127) &<< 23)
+    return x < -87.3 ? 0 : expR * twoToN
 }
 
 /// Splits `rows` rows of `rowLength` elements over the worker pool in chunks of at least ~32 K elements.

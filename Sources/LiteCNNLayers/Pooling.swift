@@ -153,24 +153,24 @@ public final class MaxPool2D: Layer {
                                 let offset = ((b * oh + row % oh) * ow + j) * c
                                 let o = out.baseAddress! + offset
                                 for k in 0..<c { o[k] = -.infinity }
-                                if training {
-                                    let idx = indices.baseAddress! + offset
-                                    for k in 0..<c { idx[k] = -1 }
-                                    for ih in rw.start..<rw.end {
-                                        for iw in cw.start..<cw.end {
-                                            let spatial = Int32(ih * w + iw)
-                                            let s = x.baseAddress! + ((b * h + ih) * w + iw) * c
-                                            for k in 0..<c where s[k] > o[k] || s[k].isNaN {
-                                                o[k] = s[k]
-                                                idx[k] = spatial
-                                            }
-                                        }
+                                // Pass 1: the maxima (NaN wins, as in PyTorch).
+                                for ih in rw.start..<rw.end {
+                                    for iw in cw.start..<cw.end {
+                                        let s = x.baseAddress! + ((b * h + ih) * w + iw) * c
+                                        for k in 0..<c { o[k] = (s[k] > o[k] || s[k].isNaN) ? s[k] : o[k] }
                                     }
-                                } else {
-                                    for ih in rw.start..<rw.end {
-                                        for iw in cw.start..<cw.end {
-                                            let s = x.baseAddress! + ((b * h + ih) * w + iw) * c
-                                            for k in 0..<c { o[k] = (s[k] > o[k] || s[k].isNaN) ? s[k] : o[k] }
+                                }
+                                guard training else { continue }
+                                // Pass 2 (training): the first position in row-major order holding each maximum.
+                                let idx = indices.baseAddress! + offset
+                                for k in 0..<c { idx[k] = -1 }
+                                for ih in rw.start..<rw.end {
+                                    for iw in cw.start..<cw.end {
+                                        let spatial = Int32(ih * w + iw)
+                                        let s = x.baseAddress! + ((b * h + ih) * w + iw) * c
+                                        for k in 0..<c {
+                                            let matches = s[k] == o[k] || s[k].isNaN
+                                            idx[k] = idx[k] < 0 && matches ? spatial : idx[k]
                                         }
                                     }
                                 }

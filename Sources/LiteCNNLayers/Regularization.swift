@@ -35,14 +35,14 @@ public final class Dropout: ShapePreservingLayer {
             }
         }
         let factors = Tensor(shape: input.shape, scalars: mask, layout: input.layout)
-        return zipElements(input, factors) { $0 * $1 }
+        return zipElements(input, factors, Product.self)
     }
 
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard isTraining, probability > 0 else { return gradOutput }
         precondition(mask.count == gradOutput.count, "Dropout.backward: gradient \(gradOutput.shape) does not match the last mask")
         let factors = Tensor(shape: gradOutput.shape, scalars: mask, layout: gradOutput.layout)
-        return zipElements(gradOutput, factors) { $0 * $1 }
+        return zipElements(gradOutput, factors, Product.self)
     }
 }
 

@@ -1,4 +1,3 @@
-import Foundation
 import LiteCNNTensor
 
 /// Softmax over the last axis (`torch.nn.Softmax(dim=-1)`), computed stably as `e^(x − max) / Σ e^(x − max)`.
@@ -51,7 +50,7 @@ func softmaxRows(_ input: Tensor) -> Tensor {
                     for k in 0..<width { largest = max(largest, x[base + k]) }
                     var total: Float = 0
                     for k in 0..<width {
-                        let e = exp(x[base + k] - largest)
+                        let e = vectorizableExp(x[base + k] - largest)
                         out[base + k] = e
                         total += e
                     }

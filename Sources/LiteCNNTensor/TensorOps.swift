@@ -6,47 +6,67 @@
 /// Elements below which an elementwise operation stays on the calling thread.
 let parallelElementThreshold = 1 << 16
 
+/// A binary scalar operation, as a type so that elementwise loops over it are specialized.
+protocol ScalarCombination {
+    static var name: String { get }
+    static func combine(_ a: Float, _ b: Float) -> Float
+}
+
+enum ScalarSum: ScalarCombination {
+    static let name = "+"
+    @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { a + b }
+}
+
+enum ScalarDifference: ScalarCombination {
+    static let name = "-"
+    @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { a - b }
+}
+
+enum ScalarProduct: ScalarCombination {
+    static let name = "*"
+    @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { a * b }
+}
+
 extension Tensor {
     // MARK: Elementwise arithmetic (same shape)
 
-    /// `result[i] = combine(a[i], b[i])` for two tensors of equal shape.
-    @inline(__always)
-    static func zipped(_ a: Tensor, _ b: Tensor, _ name: String, _ combine: (Float, Float) -> Float) -> Tensor {
-        precondition(a.shape == b.shape, "Tensor \(name): shapes \(a.shape) and \(b.shape) differ")
+    /// `result[i] = F(a[i], b[i])` for two tensors of equal shape. `F` is a type rather than a closure so that the
+    /// loop is specialized and vectorized.
+    static func zipped<F: ScalarCombination>(_ a: Tensor, _ b: Tensor, _: F.Type) -> Tensor {
+        precondition(a.shape == b.shape, "Tensor \(F.name): shapes \(a.shape) and \(b.shape) differ")
         return Tensor(shape: a.shape, layout: a.layout) { out in
             a.scalars.withUnsafeBufferPointer { x in
                 b.scalars.withUnsafeBufferPointer { y in
                     WorkerPool.shared.parallelRanges(out.count, minimumChunk: parallelElementThreshold) { range in
-                        for i in range { out[i] = combine(x[i], y[i]) }
+                        for i in range { out[i] = F.combine(x[i], y[i]) }
                     }
                 }
             }
         }
     }
 
-    /// `self[i] = combine(self[i], other[i])` in place.
-    @inline(__always)
-    mutating func zipInPlace(_ other: Tensor, _ name: String, _ combine: (Float, Float) -> Float) {
-        precondition(shape == other.shape, "Tensor \(name): shapes \(shape) and \(other.shape) differ")
+    /// `self[i] = F(self[i], other[i])` in place.
+    mutating func zipInPlace<F: ScalarCombination>(_ other: Tensor, _: F.Type) {
+        precondition(shape == other.shape, "Tensor \(F.name): shapes \(shape) and \(other.shape) differ")
         scalars.withUnsafeMutableBufferPointer { x in
             other.scalars.withUnsafeBufferPointer { y in
                 WorkerPool.shared.parallelRanges(x.count, minimumChunk: parallelElementThreshold) { range in
-                    for i in range { x[i] = combine(x[i], y[i]) }
+                    for i in range { x[i] = F.combine(x[i], y[i]) }
                 }
             }
         }
     }
 
     /// Elementwise sum of two tensors of the same shape.
-    public static func + (lhs: Tensor, rhs: Tensor) -> Tensor { zipped(lhs, rhs, "+") { $0 + $1 } }
+    public static func + (lhs: Tensor, rhs: Tensor) -> Tensor { zipped(lhs, rhs, ScalarSum.self) }
     /// Elementwise difference of two tensors of the same shape.
-    public static func - (lhs: Tensor, rhs: Tensor) -> Tensor { zipped(lhs, rhs, "-") { $0 - $1 } }
+    public static func - (lhs: Tensor, rhs: Tensor) -> Tensor { zipped(lhs, rhs, ScalarDifference.self) }
     /// Elementwise (Hadamard) product of two tensors of the same shape.
-    public static func * (lhs: Tensor, rhs: Tensor) -> Tensor { zipped(lhs, rhs, "*") { $0 * $1 } }
+    public static func * (lhs: Tensor, rhs: Tensor) -> Tensor { zipped(lhs, rhs, ScalarProduct.self) }
 
-    public static func += (lhs: inout Tensor, rhs: Tensor) { lhs.zipInPlace(rhs, "+=") { $0 + $1 } }
-    public static func -= (lhs: inout Tensor, rhs: Tensor) { lhs.zipInPlace(rhs, "-=") { $0 - $1 } }
-    public static func *= (lhs: inout Tensor, rhs: Tensor) { lhs.zipInPlace(rhs, "*=") { $0 * $1 } }
+    public static func += (lhs: inout Tensor, rhs: Tensor) { lhs.zipInPlace(rhs, ScalarSum.self) }
+    public static func -= (lhs: inout Tensor, rhs: Tensor) { lhs.zipInPlace(rhs, ScalarDifference.self) }
+    public static func *= (lhs: inout Tensor, rhs: Tensor) { lhs.zipInPlace(rhs, ScalarProduct.self) }
 
     /// `self + other` (same shape).
     public func adding(_ other: Tensor) -> Tensor { self + other }
@@ -59,7 +79,14 @@ extension Tensor {
     public mutating func add(_ other: Tensor) { self += other }
     /// Adds `scale · other` (same shape) into `self` (axpy).
     public mutating func add(_ other: Tensor, scaledBy scale: Float) {
-        zipInPlace(other, "add(_:scaledBy:)") { $0 + scale * $1 }
+        precondition(shape == other.shape, "Tensor add(_:scaledBy:): shapes \(shape) and \(other.shape) differ")
+        scalars.withUnsafeMutableBufferPointer { x in
+            other.scalars.withUnsafeBufferPointer { y in
+                WorkerPool.shared.parallelRanges(x.count, minimumChunk: parallelElementThreshold) { range in
+                    for i in range { x[i] += scale * y[i] }
+                }
+            }
+        }
     }
     /// Subtracts `other` (same shape) from `self`.
     public mutating func subtract(_ other: Tensor) { self -= other }
