@@ -1,3 +1,4 @@
+import Foundation
 import LiteCNNLayers
 import LiteCNNTensor
 import XCTest
@@ -58,6 +59,19 @@ final class ActivationTests: XCTestCase {
             let v = x.scalars[i]
             XCTAssertEqual(y.scalars[i], v * min(max(v + 3, 0), 6) / 6, accuracy: 1e-6)
         }
+    }
+
+    /// Sigmoid and SiLU use a polynomial exp: compare with the library's over a dense sweep, including saturation.
+    func testSigmoidAndSiLUMatchLibraryExp() {
+        let values = stride(from: Float(-110), through: 110, by: 0.0137).map { $0 }
+        let x = Tensor(shape: [values.count], scalars: values)
+        let sigmoid = Sigmoid().forward(x), silu = SiLU().forward(x)
+        for (i, v) in values.enumerated() {
+            let reference = Float(1 / (1 + Foundation.exp(-Double(v))))
+            XCTAssertEqual(sigmoid.scalars[i], reference, accuracy: 1e-6 + 2e-6 * reference, "sigmoid(\(v))")
+            XCTAssertEqual(silu.scalars[i], v * reference, accuracy: 1e-6 + 2e-6 * abs(v * reference), "silu(\(v))")
+        }
+        XCTAssertEqual(Softmax().forward(Tensor(shape: [1, 2], scalars: [0, -200])).scalars, [1, 0])
     }
 
     func testShapeAndInferenceForward() {

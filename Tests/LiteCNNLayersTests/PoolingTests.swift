@@ -77,6 +77,15 @@ final class PoolingTests: XCTestCase {
         } }
     }
 
+    func testMaxPoolTrainingAndInferenceAgree() {
+        let pool = MaxPool2D(kernelSize: 3, stride: 2, padding: 1, ceilMode: true)
+        let x = randomTensor([2, 9, 8, 5], seed: 61)
+        pool.eval()
+        let inference = pool.forward(x)
+        pool.train()
+        XCTAssertEqual(pool.forward(x), inference)
+    }
+
     // MARK: Gradients
 
     func testMaxPoolGradients() {
