@@ -31,8 +31,9 @@ import LiteCNNTensor
 /// SqueezeNet (Iandola et al. 2016): a stem convolution, eight Fire modules with max pools between them and a 1×1
 /// convolution classifier followed by global average pooling.
 ///
-/// - Input: NHWC `[N, H, W, inputChannels]`. v1.0 needs `H, W ≥ 21` (stem 7×7/2 and three ceil-mode 3×3/2 pools),
-///   v1.1 needs `H, W ≥ 17`, as in PyTorch; 224 is native.
+/// - Input: NHWC `[N, H, W, inputChannels]`. v1.0 needs `H, W ≥ 29` (stem 7×7/2 and three ceil-mode 3×3/2 pools,
+///   each pool window within its input), v1.1 needs `H, W ≥ 25`; 224 is native. (PyTorch's ceil-mode rule also
+///   accepts a 3×3 window over a 2-pixel input, which lowers its limits to 21 and 17.)
 /// - Output: logits `[N, classCount]` (after the classifier's ReLU, as in torchvision).
 public final class SqueezeNet: Layer {
     /// The two published macro-architectures.
