@@ -155,29 +155,19 @@ public final class BatchNorm2D: Layer {
             partialSums.withUnsafeMutableBufferPointer { partial in
                 WorkerPool.shared.parallelFor(parts) { p in
                     let lo = rows * p / parts, hi = rows * (p + 1) / parts
-                    var blockSum = [Float](repeating: 0, count: c), blockSquares = blockSum
-                    blockSum.withUnsafeMutableBufferPointer { bs in
-                        blockSquares.withUnsafeMutableBufferPointer { bq in
-                            var r = lo
-                            // Float accumulation over blocks of 256 rows, folded into double partial sums.
-                            while r < hi {
-                                let end = min(hi, r + 256)
-                                for j in 0..<c { bs[j] = 0; bq[j] = 0 }
-                                for row in r..<end {
-                                    let base = row * c
-                                    for j in 0..<c {
-                                        let d = x[base + j] - x[j]
-                                        bs[j] += d
-                                        bq[j] += d * d
-                                    }
-                                }
-                                for j in 0..<c {
-                                    partial[(p * c + j) * 2] += Double(bs[j])
-                                    partial[(p * c + j) * 2 + 1] += Double(bq[j])
-                                }
-                                r = end
+                    let first = x.baseAddress!
+                    var r = lo
+                    // Float sums over blocks of 256 rows, folded into double partial sums.
+                    while r < hi {
+                        let end = min(hi, r + 256)
+                        forEachChannelBlock(c) { j, width in
+                            switch width {
+                            case 16: shiftedSums(SIMD16<Float>.self, first, c, j, r..<end, partial, (p * c + j) * 2)
+                            case 8: shiftedSums(SIMD8<Float>.self, first, c, j, r..<end, partial, (p * c + j) * 2)
+                            default: shiftedSums(SIMD2<Float>.self, first, c, j, r..<end, partial, (p * c + j) * 2, lanes: 1)
                             }
                         }
+                        r = end
                     }
                 }
             }
@@ -207,27 +197,18 @@ public final class BatchNorm2D: Layer {
                     partialSums.withUnsafeMutableBufferPointer { partial in
                         WorkerPool.shared.parallelFor(parts) { p in
                             let lo = rows * p / parts, hi = rows * (p + 1) / parts
-                            var blockSum = [Float](repeating: 0, count: c), blockDot = blockSum
-                            blockSum.withUnsafeMutableBufferPointer { bs in
-                                blockDot.withUnsafeMutableBufferPointer { bd in
-                                    var r = lo
-                                    while r < hi {
-                                        let end = min(hi, r + 256)
-                                        for j in 0..<c { bs[j] = 0; bd[j] = 0 }
-                                        for row in r..<end {
-                                            let base = row * c
-                                            for j in 0..<c {
-                                                bs[j] += dy[base + j]
-                                                bd[j] += dy[base + j] * (x[base + j] - mu[j])
-                                            }
-                                        }
-                                        for j in 0..<c {
-                                            partial[(p * c + j) * 2] += Double(bs[j])
-                                            partial[(p * c + j) * 2 + 1] += Double(bd[j])
-                                        }
-                                        r = end
+                            let g = dy.baseAddress!, xs = x.baseAddress!, m = mu.baseAddress!
+                            var r = lo
+                            while r < hi {
+                                let end = min(hi, r + 256)
+                                forEachChannelBlock(c) { j, width in
+                                    switch width {
+                                    case 16: gradientSums(SIMD16<Float>.self, g, xs, m, c, j, r..<end, partial, (p * c + j) * 2)
+                                    case 8: gradientSums(SIMD8<Float>.self, g, xs, m, c, j, r..<end, partial, (p * c + j) * 2)
+                                    default: gradientSums(SIMD2<Float>.self, g, xs, m, c, j, r..<end, partial, (p * c + j) * 2, lanes: 1)
                                     }
                                 }
+                                r = end
                             }
                         }
                     }
@@ -242,5 +223,62 @@ public final class BatchNorm2D: Layer {
             sumGradCentered[j] = Float(d)
         }
         return (sumGrad, sumGradCentered)
+    }
+}
+
+/// Calls `body(j, 16)` for each full block of 16 channels, `body(j, 8)` for a block of 8, then `body(j, 1)` for each
+/// remaining channel.
+@inline(__always)
+private func forEachChannelBlock(_ channels: Int, _ body: (Int, Int) -> Void) {
+    var j = 0
+    while j + 16 <= channels { body(j, 16); j += 16 }
+    while j + 8 <= channels { body(j, 8); j += 8 }
+    while j < channels { body(j, 1); j += 1 }
+}
+
+/// Loads `lanes` floats (all of `V`, or just the first with the rest zero).
+@inline(__always)
+private func load<V: SIMD>(_: V.Type, _ pointer: UnsafePointer<Float>, lanes: Int) -> V where V.Scalar == Float {
+    if lanes == V.scalarCount { return UnsafeRawPointer(pointer).loadUnaligned(as: V.self) }
+    var v = V()
+    for k in 0..<lanes { v[k] = pointer[k] }
+    return v
+}
+
+/// For channels `j ..< j + lanes` over `rows`: adds `Σ (x − x₀)` and `Σ (x − x₀)²` (x₀ = the first row) into
+/// `partial[offset + 2k]` and `partial[offset + 2k + 1]`.
+@inline(__always)
+private func shiftedSums<V: SIMD>(_: V.Type, _ x: UnsafePointer<Float>, _ c: Int, _ j: Int, _ rows: Range<Int>,
+                                  _ partial: UnsafeMutableBufferPointer<Double>, _ offset: Int,
+                                  lanes: Int = V.scalarCount) where V.Scalar == Float {
+    let shift = load(V.self, x + j, lanes: lanes)
+    var sum = V(), squares = V()
+    for row in rows {
+        let d = load(V.self, x + row * c + j, lanes: lanes) - shift
+        sum += d
+        squares += d * d
+    }
+    for k in 0..<lanes {
+        partial[offset + 2 * k] += Double(sum[k])
+        partial[offset + 2 * k + 1] += Double(squares[k])
+    }
+}
+
+/// For channels `j ..< j + lanes` over `rows`: adds `Σ dy` and `Σ dy·(x − μ)` into `partial` as `shiftedSums`.
+@inline(__always)
+private func gradientSums<V: SIMD>(_: V.Type, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                   _ mean: UnsafePointer<Float>, _ c: Int, _ j: Int, _ rows: Range<Int>,
+                                   _ partial: UnsafeMutableBufferPointer<Double>, _ offset: Int,
+                                   lanes: Int = V.scalarCount) where V.Scalar == Float {
+    let center = load(V.self, mean + j, lanes: lanes)
+    var sum = V(), dot = V()
+    for row in rows {
+        let g = load(V.self, dy + row * c + j, lanes: lanes)
+        sum += g
+        dot += g * (load(V.self, x + row * c + j, lanes: lanes) - center)
+    }
+    for k in 0..<lanes {
+        partial[offset + 2 * k] += Double(sum[k])
+        partial[offset + 2 * k + 1] += Double(dot[k])
     }
 }

@@ -10,6 +10,10 @@ final class NormalizationTests: XCTestCase {
         bn.weight.value = randomTensor([4], seed: 31, range: 0.5...1.5)
         bn.bias.value = randomTensor([4], seed: 32)
         checkGradients(bn, input: randomTensor([2, 3, 3, 4], seed: 33), tolerance: 5e-3)
+        // 27 channels: the 16-wide, 8-wide and scalar channel blocks of the statistics loops.
+        let wide = BatchNorm2D(27)
+        wide.weight.value = randomTensor([27], seed: 39, range: 0.5...1.5)
+        checkGradients(wide, input: randomTensor([2, 2, 3, 27], seed: 40), tolerance: 5e-3, samples: 80)
     }
 
     /// Per-channel mean and biased variance of rows of an `[M, C]` matrix, in double precision.
@@ -25,7 +29,7 @@ final class NormalizationTests: XCTestCase {
     }
 
     func testRunningStatisticsAfterTwoTrainingSteps() {
-        let channels = 3
+        let channels = 27  // 16 + 8 + 3: every channel-block width of the statistics loops
         let bn = BatchNorm2D(channels, momentum: 0.1)
         bn.train()
         let first = randomTensor([2, 4, 5, channels], seed: 34, range: 1...5)
