@@ -101,11 +101,12 @@ final class EfficientNetTests: XCTestCase {
     }
 
     func testMBConvGradients() {
+        WeightInitialization.seed(105)
         checkGradients(atSmoothOperatingPoint(EfficientNet.MBConv(inputChannels: 8, outputChannels: 8, kernel: 3, stride: 1,
                                                                   expansion: 2, stochasticDepthProbability: 0)),
-                       input: randomTensor([2, 4, 5, 8], seed: 4))
+                       input: randomTensor([2, 4, 5, 8], seed: 4), epsilon: 1e-3)
         checkGradients(atSmoothOperatingPoint(EfficientNet.MBConv(inputChannels: 8, outputChannels: 6, kernel: 5, stride: 2,
                                                                   expansion: 1, stochasticDepthProbability: 0)),
-                       input: randomTensor([2, 6, 6, 8], seed: 5))
+                       input: randomTensor([2, 6, 6, 8], seed: 5), epsilon: 1e-3)
     }
 }

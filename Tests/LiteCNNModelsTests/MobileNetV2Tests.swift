@@ -69,7 +69,10 @@ enum TorchReference {
 /// backward pass. Setting every BatchNorm to γ = 0.25, β = 1.5 keeps its outputs in about [0.75, 2.25] (inside the
 /// smooth pieces of ReLU, ReLU6, hard-swish; SiLU is smooth anyway) and shrinking squeeze-excitation weights (fc1 bias
 /// 1) keeps the squeeze ReLU and the hard-sigmoid gate away from their kinks. The check then tests what these files
-/// add: residual sums, channel splits and concatenations, shuffles, branch wiring.
+/// add: residual sums, channel splits and concatenations, shuffles, branch wiring. The checks also use ε = 1e-3:
+/// BatchNorm over a 2-input group (ShuffleNet's g = 3 bottleneck) curves enough that ε = 1e-2 is off by a few per cent
+/// for some weight draws; at 1e-3 the worst error over 12 draws of every block was 0.6 %. Weights are seeded so the
+/// draw does not depend on test order.
 func atSmoothOperatingPoint<L: Layer>(_ block: L) -> L {
     for (_, layer) in block.namedLayers() {
         if let norm = layer as? BatchNorm2D {
@@ -148,9 +151,10 @@ final class MobileNetV2Tests: XCTestCase {
     }
 
     func testInvertedResidualGradients() {
+        WeightInitialization.seed(101)
         checkGradients(atSmoothOperatingPoint(MobileNetV2.InvertedResidual(inputChannels: 4, outputChannels: 4, stride: 1, expansion: 3)),
-                       input: randomTensor([2, 5, 5, 4], seed: 4))
+                       input: randomTensor([2, 5, 5, 4], seed: 4), epsilon: 1e-3)
         checkGradients(atSmoothOperatingPoint(MobileNetV2.InvertedResidual(inputChannels: 4, outputChannels: 6, stride: 2, expansion: 1)),
-                       input: randomTensor([2, 5, 5, 4], seed: 5))
+                       input: randomTensor([2, 5, 5, 4], seed: 5), epsilon: 1e-3)
     }
 }

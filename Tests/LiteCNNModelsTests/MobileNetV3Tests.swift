@@ -84,9 +84,10 @@ final class MobileNetV3Tests: XCTestCase {
     }
 
     func testInvertedResidualGradients() {
+        WeightInitialization.seed(102)
         let withSE = MobileNetV3.BlockConfig(6, kernel: 3, expanded: 12, output: 6, squeezeExcite: true, .hardSwish, stride: 1)
-        checkGradients(atSmoothOperatingPoint(MobileNetV3.InvertedResidual(withSE)), input: randomTensor([2, 5, 5, 6], seed: 4))
+        checkGradients(atSmoothOperatingPoint(MobileNetV3.InvertedResidual(withSE)), input: randomTensor([2, 5, 5, 6], seed: 4), epsilon: 1e-3)
         let strided = MobileNetV3.BlockConfig(6, kernel: 5, expanded: 6, output: 8, squeezeExcite: false, .relu, stride: 2)
-        checkGradients(atSmoothOperatingPoint(MobileNetV3.InvertedResidual(strided)), input: randomTensor([2, 6, 6, 6], seed: 5))
+        checkGradients(atSmoothOperatingPoint(MobileNetV3.InvertedResidual(strided)), input: randomTensor([2, 6, 6, 6], seed: 5), epsilon: 1e-3)
     }
 }

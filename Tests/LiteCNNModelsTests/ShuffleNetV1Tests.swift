@@ -115,9 +115,10 @@ final class ShuffleNetV1Tests: XCTestCase {
 
     /// Positive inputs keep the unit's closing ReLU (after `x + branch` or the concatenation) away from its kink.
     func testUnitGradients() {
+        WeightInitialization.seed(103)
         let strided = ShuffleNetV1.ShuffleUnit(inputChannels: 6, outputChannels: 24, stride: 2, groups: 3, groupFirstConv: false)
-        checkGradients(atSmoothOperatingPoint(strided), input: randomTensor([2, 5, 6, 6], seed: 4, range: 0.2...1))
+        checkGradients(atSmoothOperatingPoint(strided), input: randomTensor([2, 5, 6, 6], seed: 4, range: 0.2...1), epsilon: 1e-3)
         let unit = ShuffleNetV1.ShuffleUnit(inputChannels: 24, outputChannels: 24, stride: 1, groups: 3)
-        checkGradients(atSmoothOperatingPoint(unit), input: randomTensor([2, 4, 4, 24], seed: 5, range: 0.2...1))
+        checkGradients(atSmoothOperatingPoint(unit), input: randomTensor([2, 4, 4, 24], seed: 5, range: 0.2...1), epsilon: 1e-3)
     }
 }

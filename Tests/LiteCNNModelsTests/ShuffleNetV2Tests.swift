@@ -72,9 +72,10 @@ final class ShuffleNetV2Tests: XCTestCase {
     }
 
     func testUnitGradients() {
+        WeightInitialization.seed(104)
         checkGradients(atSmoothOperatingPoint(ShuffleNetV2.InvertedResidual(inputChannels: 6, outputChannels: 8, stride: 2)),
-                       input: randomTensor([2, 6, 5, 6], seed: 4))
+                       input: randomTensor([2, 6, 5, 6], seed: 4), epsilon: 1e-3)
         checkGradients(atSmoothOperatingPoint(ShuffleNetV2.InvertedResidual(inputChannels: 8, outputChannels: 8, stride: 1)),
-                       input: randomTensor([2, 4, 5, 8], seed: 5))
+                       input: randomTensor([2, 4, 5, 8], seed: 5), epsilon: 1e-3)
     }
 }
