@@ -147,3 +147,26 @@ public final class Concat: Layer {
         return gradInput
     }
 }
+
+/// A layer whose forward pass is its `children` applied in order: models and blocks that are a named chain
+/// (`features → avgpool → classifier`) conform and get `forward`, `backward`, `outputShape` and `trace` from
+/// `children`, so only the names and the construction are written per architecture.
+public protocol ChainLayer: Layer {}
+
+extension ChainLayer {
+    public func forward(_ input: Tensor) -> Tensor {
+        children.reduce(input) { $1.layer.forward($0) }
+    }
+
+    public func backward(_ gradOutput: Tensor) -> Tensor {
+        children.reversed().reduce(gradOutput) { $1.layer.backward($0) }
+    }
+
+    public func outputShape(for inputShape: [Int]) -> [Int] {
+        children.reduce(inputShape) { $1.layer.outputShape(for: $0) }
+    }
+
+    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
+        traceChain(children, inputShape, path: path, visit)
+    }
+}

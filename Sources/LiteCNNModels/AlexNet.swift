@@ -18,7 +18,7 @@ import LiteCNNTensor
 ///
 /// - Input: NHWC `[N, H, W, inputChannels]` with `H, W ≥ 63`; 224 is native.
 /// - Output: logits `[N, classCount]`.
-public final class AlexNet: Layer {
+public final class AlexNet: ChainLayer {
     public let classCount: Int
     public let features: Sequential
     public let avgpool = AdaptiveAvgPool2D(outputSize: (6, 6))
@@ -48,22 +48,6 @@ public final class AlexNet: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("avgpool", avgpool), ("flatten", flatten), ("classifier", classifier)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        classifier.forward(flatten.forward(avgpool.forward(features.forward(input))))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(avgpool.backward(flatten.backward(classifier.backward(gradOutput))))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        children.reduce(inputShape) { $1.layer.outputShape(for: $0) }
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

@@ -19,7 +19,7 @@ import LiteCNNTensor
 /// - Output: logits `[N, classCount]`.
 /// - Stochastic depth: block `i` of `n` (counted over the whole network) drops its residual branch with probability
 ///   `0.2 · i / n`, as torchvision does.
-public final class EfficientNet: Layer {
+public final class EfficientNet: ChainLayer {
     public enum Variant: Int, CaseIterable, Sendable {
         case b0, b1, b2, b3, b4, b5, b6, b7
 
@@ -175,22 +175,6 @@ public final class EfficientNet: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("avgpool", avgpool), ("classifier", classifier)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        classifier.forward(avgpool.forward(features.forward(input)))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(avgpool.backward(classifier.backward(gradOutput)))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        classifier.outputShape(for: avgpool.outputShape(for: features.outputShape(for: inputShape)))
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

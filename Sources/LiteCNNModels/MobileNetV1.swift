@@ -24,7 +24,7 @@ import LiteCNNTensor
 ///
 /// - Input: NHWC `[N, H, W, inputChannels]`; the network downsamples by 32 (any `H, W ≥ 1` works; 224·ρ is native).
 /// - Output: logits `[N, classCount]`.
-public final class MobileNetV1: Layer {
+public final class MobileNetV1: ChainLayer {
     /// One depthwise-separable layer of Table 1: its pointwise output channels (at α = 1) and its depthwise stride.
     public struct SeparableLayer: Sendable, Equatable {
         public var outputChannels: Int
@@ -78,22 +78,6 @@ public final class MobileNetV1: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("avgpool", avgpool), ("fc", fc)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        fc.forward(avgpool.forward(features.forward(input)))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(avgpool.backward(fc.backward(gradOutput)))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        fc.outputShape(for: avgpool.outputShape(for: features.outputShape(for: inputShape)))
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

@@ -13,7 +13,7 @@ import LiteCNNTensor
 /// - Output: logits `[N, classCount]`.
 /// - Width multiplier α scales every channel count through `makeDivisible(c · α, 8)`; the last conv keeps at least
 ///   1280 channels (`makeDivisible(1280 · max(1, α), 8)`), as torchvision does.
-public final class MobileNetV2: Layer {
+public final class MobileNetV2: ChainLayer {
     /// One row of the paper's Table 2: a stage of `repeats` blocks with expansion factor `t`, `c` output channels,
     /// the first block strided by `s`.
     public struct StageConfig: Sendable, Equatable {
@@ -110,22 +110,6 @@ public final class MobileNetV2: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("avgpool", avgpool), ("classifier", classifier)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        classifier.forward(avgpool.forward(features.forward(input)))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(avgpool.backward(classifier.backward(gradOutput)))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        classifier.outputShape(for: avgpool.outputShape(for: features.outputShape(for: inputShape)))
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

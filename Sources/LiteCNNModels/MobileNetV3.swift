@@ -17,7 +17,7 @@ import LiteCNNTensor
 /// - Width multiplier α scales every channel count of the table (and the classifier's hidden width) through
 ///   `makeDivisible(c · α, 8)`; squeeze-excitation uses `makeDivisible(expanded / 4, 8)` channels.
 /// - BatchNorm uses ε = 0.001 and momentum 0.01 (torchvision).
-public final class MobileNetV3: Layer {
+public final class MobileNetV3: ChainLayer {
     public enum Variant: String, CaseIterable, Sendable {
         case large, small
 
@@ -193,22 +193,6 @@ public final class MobileNetV3: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("avgpool", avgpool), ("classifier", classifier)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        classifier.forward(avgpool.forward(features.forward(input)))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(avgpool.backward(classifier.backward(gradOutput)))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        classifier.outputShape(for: avgpool.outputShape(for: features.outputShape(for: inputShape)))
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

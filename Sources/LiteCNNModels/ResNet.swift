@@ -24,7 +24,7 @@ import LiteCNNTensor
 ///
 /// - Input: NHWC `[N, H, W, inputChannels]`; the network downsamples by 32 (any `H, W ≥ 1` works; 224 is native).
 /// - Output: logits `[N, classCount]`.
-public final class ResNet: Layer {
+public final class ResNet: ChainLayer {
     /// The residual block type.
     public enum BlockKind: String, Sendable {
         /// Two 3×3 convolutions, expansion 1 (ResNet-18/34).
@@ -188,22 +188,6 @@ public final class ResNet: Layer {
         [("conv1", conv1), ("bn1", bn1), ("relu", relu), ("maxpool", maxpool)]
             + stages.enumerated().map { ("layer\($0.offset + 1)", $0.element as any Layer) }
             + [("avgpool", avgpool), ("fc", fc)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        children.reduce(input) { $1.layer.forward($0) }
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        children.reversed().reduce(gradOutput) { $1.layer.backward($0) }
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        children.reduce(inputShape) { $1.layer.outputShape(for: $0) }
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

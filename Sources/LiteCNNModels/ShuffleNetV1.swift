@@ -22,7 +22,7 @@ import LiteCNNTensor
 /// the shared `makeDivisible` rule: stage 2 = `makeDivisible(width_g · s, divisor: 4g)` (so the bottleneck, ¼ of it,
 /// splits into g groups) and stem = `makeDivisible(24 · s, divisor: g)` (so the stride-2 unit's
 /// `stage2 − stem` grouped outputs split into g groups). At s = 1 this reproduces Table 1 exactly for every g.
-public final class ShuffleNetV1: Layer {
+public final class ShuffleNetV1: ChainLayer {
     /// Stage-2 output channels of the 1× model for each group count (Table 1).
     public static let stageTwoWidths: [Int: Int] = [1: 144, 2: 200, 3: 240, 4: 272, 8: 384]
     /// The group counts of Table 1.
@@ -154,22 +154,6 @@ public final class ShuffleNetV1: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("stem", stem), ("stages", stages), ("avgpool", avgpool), ("fc", fc)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        fc.forward(avgpool.forward(stages.forward(stem.forward(input))))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        stem.backward(stages.backward(avgpool.backward(fc.backward(gradOutput))))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        children.reduce(inputShape) { $1.layer.outputShape(for: $0) }
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

@@ -12,7 +12,7 @@ import LiteCNNTensor
 ///
 /// - Input: NHWC `[N, H, W, inputChannels]`; the network downsamples by 32 (224 is native).
 /// - Output: logits `[N, classCount]`.
-public final class ShuffleNetV2: Layer {
+public final class ShuffleNetV2: ChainLayer {
     public enum Variant: String, CaseIterable, Sendable {
         case x0_5, x1_0, x1_5, x2_0
 
@@ -173,22 +173,6 @@ public final class ShuffleNetV2: Layer {
     public var children: [(name: String, layer: any Layer)] {
         [("conv1", conv1), ("maxpool", maxpool), ("stage2", stage2), ("stage3", stage3), ("stage4", stage4),
          ("conv5", conv5), ("avgpool", avgpool), ("fc", fc)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        children.reduce(input) { $1.layer.forward($0) }
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        children.reversed().reduce(gradOutput) { $1.layer.backward($0) }
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        children.reduce(inputShape) { $1.layer.outputShape(for: $0) }
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

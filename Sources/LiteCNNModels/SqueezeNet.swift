@@ -35,7 +35,7 @@ import LiteCNNTensor
 ///   each pool window within its input), v1.1 needs `H, W ≥ 25`; 224 is native. (PyTorch's ceil-mode rule also
 ///   accepts a 3×3 window over a 2-pixel input, which lowers its limits to 21 and 17.)
 /// - Output: logits `[N, classCount]` (after the classifier's ReLU, as in torchvision).
-public final class SqueezeNet: Layer {
+public final class SqueezeNet: ChainLayer {
     /// The two published macro-architectures.
     public enum Version: String, Sendable, CaseIterable {
         /// Table 1 of the paper.
@@ -252,22 +252,6 @@ public final class SqueezeNet: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("classifier", classifier), ("flatten", flatten)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        flatten.forward(classifier.forward(features.forward(input)))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(classifier.backward(flatten.backward(gradOutput)))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        flatten.outputShape(for: classifier.outputShape(for: features.outputShape(for: inputShape)))
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 

@@ -17,7 +17,7 @@ import LiteCNNTensor
 ///
 /// - Input: NHWC `[N, H, W, inputChannels]` with `H, W ≥ 32` (five 2× poolings); 224 is native.
 /// - Output: logits `[N, classCount]`.
-public final class VGG: Layer {
+public final class VGG: ChainLayer {
     /// The configurations of the paper's Table 1 (without the LRN and 1×1-conv variants A-LRN and C).
     public enum Kind: String, Sendable, CaseIterable {
         case vgg11, vgg13, vgg16, vgg19
@@ -90,22 +90,6 @@ public final class VGG: Layer {
 
     public var children: [(name: String, layer: any Layer)] {
         [("features", features), ("avgpool", avgpool), ("flatten", flatten), ("classifier", classifier)]
-    }
-
-    public func forward(_ input: Tensor) -> Tensor {
-        classifier.forward(flatten.forward(avgpool.forward(features.forward(input))))
-    }
-
-    public func backward(_ gradOutput: Tensor) -> Tensor {
-        features.backward(avgpool.backward(flatten.backward(classifier.backward(gradOutput))))
-    }
-
-    public func outputShape(for inputShape: [Int]) -> [Int] {
-        children.reduce(inputShape) { $1.layer.outputShape(for: $0) }
-    }
-
-    public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-        traceChain(children, inputShape, path: path, visit)
     }
 }
 
