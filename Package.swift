@@ -16,24 +16,35 @@ let package = Package(
         .library(name: "LiteCNNLayers", targets: ["LiteCNNLayers"]),
         .library(name: "LiteCNNModels", targets: ["LiteCNNModels"]),
         .library(name: "LiteCNNIO", targets: ["LiteCNNIO"]),
+        .library(name: "LiteCNNGraph", targets: ["LiteCNNGraph"]),
+        .library(name: "LiteCNNONNX", targets: ["LiteCNNONNX"]),
+        .library(name: "LiteCNNRuntime", targets: ["LiteCNNRuntime"]),
         // MARK: Command-line tool
         .executable(name: "litecnn", targets: ["LiteCNNCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // MARK: Kernels and tensors (level 0)
         .target(name: "CLiteCNNKernels"),
         .target(name: "LiteCNNTensor", dependencies: ["CLiteCNNKernels"]),
-        // MARK: Layers (level 1)
-        .target(name: "LiteCNNLayers", dependencies: ["LiteCNNTensor"]),
-        // MARK: Models (level 2)
+        // MARK: Graphs with ONNX semantics (level 1): what import, export and the runtime share
+        .target(name: "LiteCNNGraph", dependencies: ["LiteCNNTensor"]),
+        // MARK: Layers (level 2)
+        .target(name: "LiteCNNLayers", dependencies: ["LiteCNNTensor", "LiteCNNGraph"]),
+        // MARK: Models (level 3)
         .target(name: "LiteCNNModels", dependencies: ["LiteCNNLayers"]),
         // MARK: Files (safetensors, npy)
         .target(name: "LiteCNNIO", dependencies: ["LiteCNNModels"]),
+        // MARK: ONNX files (protobuf code generated once by scripts/onnx/generate.sh and committed)
+        .target(name: "LiteCNNONNX", dependencies: ["LiteCNNGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // MARK: Inference runtime (level 4): compile a graph once, run it many times
+        .target(name: "LiteCNNRuntime", dependencies: ["LiteCNNGraph", "LiteCNNTensor"]),
         // MARK: Umbrella
-        .target(name: "LiteCNN", dependencies: ["LiteCNNTensor", "LiteCNNLayers", "LiteCNNModels", "LiteCNNIO"]),
+        .target(name: "LiteCNN", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNModels", "LiteCNNIO",
+                                                "LiteCNNONNX", "LiteCNNRuntime"]),
         // MARK: CLI
         .executableTarget(
             name: "LiteCNNCLI",
@@ -45,5 +56,7 @@ let package = Package(
         .testTarget(name: "LiteCNNLayersTests", dependencies: ["LiteCNNLayers", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LiteCNNModelsTests", dependencies: ["LiteCNNModels", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LiteCNNIOTests", dependencies: ["LiteCNNIO", "_TestSupport"]),
+        .testTarget(name: "LiteCNNONNXTests", dependencies: ["LiteCNN", "_TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "LiteCNNRuntimeTests", dependencies: ["LiteCNN", "_TestSupport"]),
     ]
 )
