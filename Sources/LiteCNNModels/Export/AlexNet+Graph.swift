@@ -1,0 +1,8 @@
+import LiteCNNGraph
+import LiteCNNLayers
+
+extension AlexNet: GraphEmitting {
+    public func emit(into builder: inout GraphBuilder, input: String, inputShape: [Int], prefix: String) throws -> String {
+        try emitChildren(into: &builder, input: input, inputShape: inputShape, prefix: prefix)
+    }
+}
