@@ -1,0 +1,256 @@
+import Foundation
+import LiteCNNGraph
+import LiteCNNTensor
+
+/// A planned activation: logical (ONNX) shape, physical layout (NHWC for 4-D when `nhwc`), and its buffer slot.
+struct Activation {
+    var shape: [Int]
+    var nhwc: Bool
+    var slot: Int
+    var count: Int { shape.reduce(1, *) }
+    /// Physical dimension i holds logical dimension `perm[i]`.
+    var perm: [Int] { nhwc ? [0, 2, 3, 1] : Array(0..<shape.count) }
+    var physicalShape: [Int] { perm.map { shape[$0] } }
+    /// Memory stride of each *logical* dimension.
+    var logicalStrides: [Int] {
+        let ps = contiguousStrides(physicalShape)
+        var s = [Int](repeating: 0, count: shape.count)
+        for (i, d) in perm.enumerated() { s[d] = ps[i] }
+        return s
+    }
+    /// NHWC with one spatial position or one channel: identical in memory to NCHW.
+    var layoutFree: Bool { shape.count != 4 || shape[1] == 1 || shape[2] * shape[3] == 1 }
+}
+
+enum PlanValue {
+    case constant(ConstValue)
+    case activation(Activation)
+    /// The first half of a channel shuffle seen so far: Reshape [N,g,C/g,H,W] (stage 1), then Transpose (stage 2).
+    case shuffle(Activation, groups: Int, stage: Int)
+}
+
+/// Buffer pointers of one plan, filled once the memory plan is known; steps read them at run time.
+final class Frame: @unchecked Sendable {
+    var pointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>> = .allocate(capacity: 1)
+    deinit { pointers.deallocate() }
+    @inline(__always) subscript(_ slot: Int) -> UnsafeMutablePointer<Float> { pointers[slot] }
+}
+
+/// A compiled graph specialized to one input shape: steps to run in order over one arena.
+final class Plan: @unchecked Sendable {
+    let frame = Frame()
+    var steps: [() -> Void] = []
+    var arena: UnsafeMutablePointer<Float>?
+    var constantStorage: [UnsafeMutablePointer<Float>] = []
+    var input: Activation!
+    var outputs: [PlanValue] = []
+    var peakActivationBytes = 0
+
+    deinit {
+        arena?.deallocate()
+        for c in constantStorage { c.deallocate() }
+    }
+}
+
+private struct Slot {
+    var count: Int
+    var alias: Int?
+    var constant: UnsafeMutablePointer<Float>?
+    var def = Int.max
+    var lastUse = Int.min
+}
+
+/// Builds a `Plan`: evaluates shape arithmetic with the real shapes, picks layouts, emits steps, assigns buffers.
+final class PlanBuilder {
+    let graph: CompiledGraph
+    let plan = Plan()
+    private var slots: [Slot] = []
+    var values: [String: PlanValue] = [:]
+    private var constantSlots: [String: Int] = [:]
+    private var plainCache: [Int: Activation] = [:]
+    private var nhwcCache: [Int: Activation] = [:]
+    var node: Node!
+    var opset: Int { graph.opset }
+
+    init(graph: CompiledGraph) { self.graph = graph }
+
+    func err(_ m: String) -> GraphError { GraphError(m, at: node, opset: opset) }
+
+    // MARK: Slots
+
+    func newSlot(_ count: Int) -> Int { slots.append(Slot(count: count)); return slots.count - 1 }
+    func alias(_ s: Int) -> Int { slots.append(Slot(count: slots[s].count, alias: s)); return slots.count - 1 }
+    func root(_ s: Int) -> Int { var r = s; while let a = slots[r].alias { r = a }; return r }
+
+    /// Appends a step; `reads`/`writes` fix the buffers' lifetimes.
+    func emit(reads: [Int], writes: [Int], _ body: @escaping () -> Void) {
+        let index = plan.steps.count
+        for s in reads { let r = root(s); slots[r].lastUse = max(slots[r].lastUse, index) }
+        for s in writes { let r = root(s); slots[r].def = min(slots[r].def, index) }
+        plan.steps.append(body)
+    }
+
+    func constantSlot(_ v: ConstValue, key: String) -> Int {
+        if let s = constantSlots[key] { return s }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, v.count))
+        for i in 0..<v.count { p[i] = Float(v.data[i]) }
+        plan.constantStorage.append(p)
+        slots.append(Slot(count: v.count, constant: p))
+        constantSlots[key] = slots.count - 1
+        return slots.count - 1
+    }
+
+    // MARK: Values
+
+    func value(_ name: String) throws -> PlanValue {
+        guard let v = values[name] ?? graph.constants[name].map({ PlanValue.constant($0) }) else {
+            throw err("input '\(name)' has no value")
+        }
+        return v
+    }
+
+    /// The value as a buffer (constants materialized; pending shuffles run as reshape/transpose).
+    func activation(_ name: String) throws -> Activation {
+        switch try value(name) {
+        case let .activation(a): return a
+        case let .constant(c): return Activation(shape: c.shape, nhwc: false, slot: constantSlot(c, key: name))
+        case let .shuffle(a, g, stage):
+            let x = toPlain(a)
+            let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+            let five = Activation(shape: [n, g, c / g, h, w], nhwc: false, slot: alias(x.slot))
+            return stage == 1 ? five : transpose(five, perm: [0, 2, 1, 3, 4])
+        }
+    }
+
+    func constant(_ name: String) -> ConstValue? {
+        if name.isEmpty { return nil }
+        if case let .constant(c)? = values[name] ?? graph.constants[name].map({ PlanValue.constant($0) }) { return c }
+        return nil
+    }
+
+    func newActivation(_ shape: [Int], nhwc: Bool) -> Activation {
+        Activation(shape: shape, nhwc: nhwc && shape.count == 4, slot: newSlot(shape.reduce(1, *)))
+    }
+
+    // MARK: Layout conversion
+
+    func toPlain(_ a: Activation) -> Activation {
+        if !a.nhwc { return a }
+        if a.layoutFree { return Activation(shape: a.shape, nhwc: false, slot: alias(a.slot)) }
+        if let c = plainCache[a.slot] { return c }
+        let out = newActivation(a.shape, nhwc: false)
+        let f = plan.frame, (src, dst) = (a.slot, out.slot)
+        let dims = a.shape, ss = a.logicalStrides, ds = contiguousStrides(a.shape)
+        emit(reads: [src], writes: [dst]) { stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds) }
+        plainCache[a.slot] = out
+        return out
+    }
+
+    func toNHWC(_ a: Activation) throws -> Activation {
+        guard a.shape.count == 4 else { throw err("expects a 4-D input, got shape \(a.shape)") }
+        if a.nhwc { return a }
+        if a.layoutFree { return Activation(shape: a.shape, nhwc: true, slot: alias(a.slot)) }
+        if let c = nhwcCache[a.slot] { return c }
+        let out = newActivation(a.shape, nhwc: true)
+        let f = plan.frame, (src, dst) = (a.slot, out.slot)
+        let ls = contiguousStrides(a.shape)
+        let dims = out.physicalShape, ss = [ls[0], ls[2], ls[3], ls[1]], ds = contiguousStrides(dims)
+        emit(reads: [src], writes: [dst]) { stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds) }
+        nhwcCache[a.slot] = out
+        return out
+    }
+
+    /// Plain transpose.
+    func transpose(_ x: Activation, perm: [Int]) -> Activation {
+        let ls = x.logicalStrides
+        let out = newActivation(perm.map { x.shape[$0] }, nhwc: false)
+        let f = plan.frame, (src, dst) = (x.slot, out.slot)
+        let dims = out.shape, ss = perm.map { ls[$0] }, ds = contiguousStrides(out.shape)
+        emit(reads: [src], writes: [dst]) { stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds) }
+        return out
+    }
+
+    // MARK: Build
+
+    func build(inputShape: [Int]) throws -> Plan {
+        let inputAct = Activation(shape: inputShape, nhwc: inputShape.count == 4, slot: newSlot(inputShape.reduce(1, *)))
+        slots[inputAct.slot].def = -1
+        values[graph.inputName] = .activation(inputAct)
+        plan.input = inputAct
+        for cn in graph.nodes {
+            node = cn.node
+            try planNode(cn)
+        }
+        node = nil
+        for name in graph.outputNames {
+            guard let v = values[name] ?? graph.constants[name].map({ PlanValue.constant($0) }) else {
+                throw GraphError("graph output '\(name)' has no value", opset: opset)
+            }
+            if case .shuffle = v {
+                let a = try activation(name)
+                values[name] = .activation(a)
+            }
+            let final = values[name] ?? v
+            if case let .activation(a) = final { slots[root(a.slot)].lastUse = Int.max }
+            plan.outputs.append(final)
+        }
+        allocate()
+        return plan
+    }
+
+    /// Offsets by liveness: best-fit reuse of freed ranges, growing the arena only when nothing fits.
+    private func allocate() {
+        let align = 16
+        var offsets = [Int](repeating: 0, count: slots.count)
+        var free: [(offset: Int, size: Int)] = []
+        var top = 0
+        func take(_ size: Int) -> Int {
+            var best: Int?
+            for (i, b) in free.enumerated() where b.size >= size {
+                if best == nil || b.size < free[best!].size { best = i }
+            }
+            if let i = best {
+                let o = free[i].offset
+                if free[i].size == size { free.remove(at: i) } else { free[i].offset += size; free[i].size -= size }
+                return o
+            }
+            if let last = free.last, last.offset + last.size == top {
+                free.removeLast()
+                top = last.offset + size
+                return last.offset
+            }
+            defer { top += size }
+            return top
+        }
+        func give(_ offset: Int, _ size: Int) {
+            free.append((offset, size))
+            free.sort { $0.offset < $1.offset }
+            var merged: [(offset: Int, size: Int)] = []
+            for b in free {
+                if let l = merged.last, l.offset + l.size == b.offset { merged[merged.count - 1].size += b.size } else { merged.append(b) }
+            }
+            free = merged
+        }
+        let roots = slots.indices.filter { slots[$0].alias == nil && slots[$0].constant == nil && slots[$0].def != Int.max }
+        var byDef: [Int: [Int]] = [:], byEnd: [Int: [Int]] = [:]
+        for r in roots {
+            byDef[slots[r].def, default: []].append(r)
+            let end = max(slots[r].def, slots[r].lastUse)
+            if end != Int.max { byEnd[end, default: []].append(r) }
+        }
+        func size(_ r: Int) -> Int { (max(1, slots[r].count) + align - 1) / align * align }
+        for step in -1..<plan.steps.count {
+            for r in byDef[step] ?? [] { offsets[r] = take(size(r)) }
+            for r in byEnd[step] ?? [] { give(offsets[r], size(r)) }
+        }
+        let arena = UnsafeMutablePointer<Float>.allocate(capacity: max(1, top))
+        plan.arena = arena
+        plan.peakActivationBytes = top * MemoryLayout<Float>.size
+        plan.frame.pointers.deallocate()
+        plan.frame.pointers = .allocate(capacity: max(1, slots.count))
+        for i in slots.indices {
+            if let c = slots[i].constant { plan.frame.pointers[i] = c; continue }
+            plan.frame.pointers[i] = arena + offsets[root(i)]
+        }
+    }
+}
