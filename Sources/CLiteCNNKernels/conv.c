@@ -61,6 +61,12 @@ void lcnn_col2im_add_nhwc(const lcnn_conv_geom *g, const float *cols, int64_t c0
 void lcnn_conv2d_forward_tile(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
                               int64_t groupStride, const float *bias, int act, float *output,
                               int64_t pix0, int64_t npix) {
+    lcnn_conv2d_forward_tile_residual(g, input, packedWeight, groupStride, bias, NULL, act, output, pix0, npix);
+}
+
+void lcnn_conv2d_forward_tile_residual(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                                       int64_t groupStride, const float *bias, const float *residual, int act,
+                                       float *output, int64_t pix0, int64_t npix) {
     const int64_t icg = g->ic / g->groups, ocg = g->oc / g->groups, K = g->kh * g->kw * icg;
     const int pointwise = is_pointwise(g);
     float *cols = pointwise ? NULL : lcnn_scratch(LCNN_SCRATCH_COLS, npix * K);
@@ -75,8 +81,9 @@ void lcnn_conv2d_forward_tile(const lcnn_conv_geom *g, const float *input, const
             a = cols;
             lda = K;
         }
-        lcnn_gemm_core(0, npix, ocg, K, 1, a, lda, 0, NULL, 0, packedWeight + grp * groupStride, 0,
-                       output + pix0 * g->oc + grp * ocg, g->oc, bias ? bias + grp * ocg : NULL, act);
+        lcnn_gemm_core_ex(0, npix, ocg, K, 1, a, lda, 0, NULL, 0, packedWeight + grp * groupStride, 0,
+                          output + pix0 * g->oc + grp * ocg, g->oc, bias ? bias + grp * ocg : NULL,
+                          residual ? residual + pix0 * g->oc + grp * ocg : NULL, g->oc, act);
     }
 }
 

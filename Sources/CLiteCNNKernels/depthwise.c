@@ -9,11 +9,7 @@
 // loops that the compiler vectorizes for each target.
 #include "internal.h"
 
-LCNN_INLINE float dw_activate(float v, int act) {
-    if (act == LCNN_ACT_RELU) return v > 0 ? v : 0;
-    if (act == LCNN_ACT_RELU6) return v < 0 ? 0 : (v > 6 ? 6 : v);
-    return v;
-}
+#define dw_activate lcnn_activate
 
 // MARK: - Generic bodies (vectorized by the compiler per target)
 
@@ -168,12 +164,7 @@ static void dw_backward_input_avx2(const lcnn_conv_geom *g, const float *gradOut
 // MARK: - AVX2 forward
 
 LCNN_TARGET_AVX2
-LCNN_INLINE __m256 dw256_activate(__m256 v, int act) {
-    if (act == LCNN_ACT_NONE) return v;
-    v = _mm256_max_ps(v, _mm256_setzero_ps());
-    if (act == LCNN_ACT_RELU6) v = _mm256_min_ps(v, _mm256_set1_ps(6));
-    return v;
-}
+LCNN_INLINE __m256 dw256_activate(__m256 v, int act) { return lcnn_avx2_activate(v, act); }
 
 /// Eight consecutive output pixels × eight channels with every tap inside the image (dilation 1): each input column
 /// is loaded once per kernel row and used for every (pixel, tap) pair that reads it. `KW`, `SW` are compile-time.
@@ -352,12 +343,7 @@ static void dw_forward_avx2(const lcnn_conv_geom *g, const float *input, const f
 // MARK: - AVX-512 forward
 
 LCNN_TARGET_AVX512
-LCNN_INLINE __m512 dw512_activate(__m512 v, int act) {
-    if (act == LCNN_ACT_NONE) return v;
-    v = _mm512_max_ps(v, _mm512_setzero_ps());
-    if (act == LCNN_ACT_RELU6) v = _mm512_min_ps(v, _mm512_set1_ps(6));
-    return v;
-}
+LCNN_INLINE __m512 dw512_activate(__m512 v, int act) { return lcnn_avx512_activate(v, act); }
 
 /// One output row. `KW`/`SW` are compile-time kernel width and stride when nonzero (specializations).
 LCNN_TARGET_AVX512

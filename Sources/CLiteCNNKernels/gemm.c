@@ -92,15 +92,13 @@ static void pack_a_block(int transA, int64_t mc, int64_t kc, const float *a, int
 /// What the micro-kernel does with its accumulators: `first` applies beta and bias, `last` the activation.
 typedef struct {
     float alpha, beta;
-    const float *bias;  // already offset to the tile's first column, or NULL
+    const float *bias;      // already offset to the tile's first column, or NULL
+    const float *residual;  // already offset to the tile's corner, or NULL; added by `last`
+    int64_t ldr;
     int first, last, act;
 } epilogue;
 
-LCNN_INLINE float activate(float v, int act) {
-    if (act == LCNN_ACT_RELU) return v > 0 ? v : 0;
-    if (act == LCNN_ACT_RELU6) return v < 0 ? 0 : (v > 6 ? 6 : v);
-    return v;
-}
+#define activate lcnn_activate
 
 /// Scalar epilogue over an mr × nr corner of a tile stored with row stride `ts`.
 static void store_tile_scalar(const float *tile, int64_t ts, float *c, int64_t ldc, int64_t mr, int64_t nr,
@@ -114,7 +112,10 @@ static void store_tile_scalar(const float *tile, int64_t ts, float *c, int64_t l
             } else {
                 v += c[i * ldc + j];
             }
-            if (e->last) v = activate(v, e->act);
+            if (e->last) {
+                if (e->residual) v += e->residual[i * e->ldr + j];
+                v = activate(v, e->act);
+            }
             c[i * ldc + j] = v;
         }
     }
@@ -157,7 +158,6 @@ static void kernel_avx2_6x16(int64_t kc, const float *pa, const float *pb, float
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     __m256 alpha = _mm256_set1_ps(e->alpha), beta = _mm256_set1_ps(e->beta);
-    __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6);
     for (int h = 0; h < 2; h++) {
         int64_t w = nr - 8 * h;
         if (w <= 0) break;
@@ -174,9 +174,12 @@ static void kernel_avx2_6x16(int64_t kc, const float *pa, const float *pb, float
             } else {
                 v = _mm256_add_ps(v, w == 8 ? _mm256_loadu_ps(cp) : _mm256_maskload_ps(cp, mask));
             }
-            if (e->last && e->act != LCNN_ACT_NONE) {
-                v = _mm256_max_ps(v, zero);
-                if (e->act == LCNN_ACT_RELU6) v = _mm256_min_ps(v, six);
+            if (e->last) {
+                if (e->residual) {
+                    const float *rp = e->residual + i * e->ldr + h * 8;
+                    v = _mm256_add_ps(v, w == 8 ? _mm256_loadu_ps(rp) : _mm256_maskload_ps(rp, mask));
+                }
+                v = lcnn_avx2_activate(v, e->act);
             }
             if (w == 8) _mm256_storeu_ps(cp, v);
             else _mm256_maskstore_ps(cp, mask, v);
@@ -187,7 +190,8 @@ static void kernel_avx2_6x16(int64_t kc, const float *pa, const float *pb, float
 // MARK: - AVX-512 micro-kernels
 
 LCNN_TARGET_AVX512
-LCNN_INLINE void store_row_avx512(__m512 acc, float *cp, const float *bias, __mmask16 mask, const epilogue *e) {
+LCNN_INLINE void store_row_avx512(__m512 acc, float *cp, const float *bias, const float *rp, __mmask16 mask,
+                                  const epilogue *e) {
     __m512 v = _mm512_mul_ps(_mm512_set1_ps(e->alpha), acc);
     if (e->first) {
         if (e->beta != 0) v = _mm512_fmadd_ps(_mm512_set1_ps(e->beta), _mm512_maskz_loadu_ps(mask, cp), v);
@@ -195,9 +199,9 @@ LCNN_INLINE void store_row_avx512(__m512 acc, float *cp, const float *bias, __mm
     } else {
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cp));
     }
-    if (e->last && e->act != LCNN_ACT_NONE) {
-        v = _mm512_max_ps(v, _mm512_setzero_ps());
-        if (e->act == LCNN_ACT_RELU6) v = _mm512_min_ps(v, _mm512_set1_ps(6));
+    if (e->last) {
+        if (rp) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, rp));
+        v = lcnn_avx512_activate(v, e->act);
     }
     _mm512_mask_storeu_ps(cp, mask, v);
 }
@@ -243,8 +247,9 @@ static void kernel_avx512_6x32(int64_t kc, const float *pa, const float *pb0, co
     __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     for (int i = 0; i < MR; i++) {
         if (i >= mr) break;
-        store_row_avx512(acc[i][0], c + i * ldc, bias0, m0, e);
-        if (m1) store_row_avx512(acc[i][1], c + i * ldc + 16, bias1, m1, e);
+        const float *rp = e->residual ? e->residual + i * e->ldr : NULL;
+        store_row_avx512(acc[i][0], c + i * ldc, bias0, rp, m0, e);
+        if (m1) store_row_avx512(acc[i][1], c + i * ldc + 16, bias1, rp ? rp + 16 : NULL, m1, e);
     }
 }
 
@@ -266,7 +271,7 @@ static void kernel_avx512_6x16(int64_t kc, const float *pa, const float *pb, flo
     __m512 acc[MR] = {c0, c1, c2, c3, c4, c5};
     for (int i = 0; i < MR; i++) {
         if (i >= mr) break;
-        store_row_avx512(acc[i], c + i * ldc, e->bias, m0, e);
+        store_row_avx512(acc[i], c + i * ldc, e->bias, e->residual ? e->residual + i * e->ldr : NULL, m0, e);
     }
 }
 #endif
@@ -275,7 +280,7 @@ static void kernel_avx512_6x16(int64_t kc, const float *pa, const float *pb, flo
 
 /// Multiplies a packed A block (mc × kc) by a packed B block (kc × nc) into C.
 static void macro_kernel(int level, int64_t mc, int64_t nc, int64_t kc, const float *pa, const float *pb,
-                         float *c, int64_t ldc, epilogue e, const float *bias) {
+                         float *c, int64_t ldc, epilogue e, const float *bias, const float *residual) {
 #if LCNN_X86
     if (level >= 2) {
         for (int64_t jr = 0; jr < nc; jr += 2 * PW) {
@@ -285,6 +290,7 @@ static void macro_kernel(int level, int64_t mc, int64_t nc, int64_t kc, const fl
             for (int64_t ir = 0; ir < mc; ir += MR) {
                 int64_t mr = mc - ir < MR ? mc - ir : MR;
                 const float *pap = pa + (ir / MR) * kc * MR;
+                e.residual = residual ? residual + ir * e.ldr + jr : NULL;
                 if (nr > PW) kernel_avx512_6x32(kc, pap, pb0, pb0 + kc * PW, c + ir * ldc + jr, ldc, mr, nr, &e);
                 else kernel_avx512_6x16(kc, pap, pb0, c + ir * ldc + jr, ldc, mr, nr, &e);
             }
@@ -299,6 +305,7 @@ static void macro_kernel(int level, int64_t mc, int64_t nc, int64_t kc, const fl
         for (int64_t ir = 0; ir < mc; ir += MR) {
             int64_t mr = mc - ir < MR ? mc - ir : MR;
             const float *pap = pa + (ir / MR) * kc * MR;
+            e.residual = residual ? residual + ir * e.ldr + jr : NULL;
 #if LCNN_X86
             if (level >= 1) { kernel_avx2_6x16(kc, pap, pbp, c + ir * ldc + jr, ldc, mr, nr, &e); continue; }
 #endif
@@ -312,12 +319,20 @@ static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 void lcnn_gemm_core(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                     int transB, const float *b, int64_t ldb, const float *packedB,
                     float beta, float *c, int64_t ldc, const float *bias, int act) {
+    lcnn_gemm_core_ex(transA, m, n, k, alpha, a, lda, transB, b, ldb, packedB, beta, c, ldc, bias, NULL, 0, act);
+}
+
+void lcnn_gemm_core_ex(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       int transB, const float *b, int64_t ldb, const float *packedB,
+                       float beta, float *c, int64_t ldc, const float *bias, const float *residual, int64_t ldr,
+                       int act) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (int64_t i = 0; i < m; i++) {
             for (int64_t j = 0; j < n; j++) {
                 float v = beta == 0 ? 0 : beta * c[i * ldc + j];
                 if (bias) v += bias[j];
+                if (residual) v += residual[i * ldr + j];
                 c[i * ldc + j] = activate(v, act);
             }
         }
@@ -341,12 +356,13 @@ void lcnn_gemm_core(int transA, int64_t m, int64_t n, int64_t k, float alpha, co
                 pack_b_block(transB, kc, nc, bsrc, ldb, bufB);
                 pb = bufB;
             }
-            epilogue e = {alpha, beta, NULL, pc == 0, pc + kc >= k, act};
+            epilogue e = {alpha, beta, NULL, NULL, ldr, pc == 0, pc + kc >= k, act};
             for (int64_t ic = 0; ic < m; ic += MC) {
                 int64_t mc = m - ic < MC ? m - ic : MC;
                 const float *asrc = transA ? a + pc * lda + ic : a + ic * lda + pc;
                 pack_a_block(transA, mc, kc, asrc, lda, bufA);
-                macro_kernel(level, mc, nc, kc, bufA, pb, c + ic * ldc + jc, ldc, e, bias ? bias + jc : NULL);
+                macro_kernel(level, mc, nc, kc, bufA, pb, c + ic * ldc + jc, ldc, e, bias ? bias + jc : NULL,
+                             residual ? residual + ic * ldr + jc : NULL);
             }
         }
     }
@@ -373,4 +389,10 @@ void lcnn_pack_b(int transB, int64_t k, int64_t n, const float *b, int64_t ldb, 
 void lcnn_sgemm_packed(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                        const float *packedB, float beta, float *c, int64_t ldc, const float *bias, int act) {
     lcnn_gemm_core(transA, m, n, k, alpha, a, lda, 0, NULL, 0, packedB, beta, c, ldc, bias, act);
+}
+
+void lcnn_sgemm_packed_residual(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                                const float *packedB, float beta, float *c, int64_t ldc, const float *bias,
+                                const float *residual, int64_t ldr, int act) {
+    lcnn_gemm_core_ex(transA, m, n, k, alpha, a, lda, 0, NULL, 0, packedB, beta, c, ldc, bias, residual, ldr, act);
 }

@@ -1,3 +1,4 @@
+import Foundation
 import LiteCNNTensor
 import XCTest
 
@@ -64,13 +65,17 @@ final class GemmKernelTests: XCTestCase {
         var plain = [Float](repeating: 0, count: m * n)
         ReferenceKernels.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
                               beta: 0, c: &plain, ldc: n)
-        for activation in [FusedActivation.none, .relu, .relu6] {
+        for activation in [FusedActivation.none, .relu, .relu6, .hardSwish, .sigmoid, .hardSigmoid, .silu] {
             let expected = (0..<(m * n)).map { i -> Float in
                 let v = 3 * plain[i] + bias[i % n]
                 switch activation {
                 case .none: return v
                 case .relu: return max(v, 0)
                 case .relu6: return min(max(v, 0), 6)
+                case .hardSwish: return v * min(max(v + 3, 0), 6) / 6
+                case .sigmoid: return Float(1 / (1 + exp(-Double(v))))
+                case .hardSigmoid: return min(max(v / 6 + 0.5, 0), 1)
+                case .silu: return Float(Double(v) / (1 + exp(-Double(v))))
                 }
             }
             forEachInstructionSet { level in

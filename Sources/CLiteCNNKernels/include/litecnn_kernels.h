@@ -32,6 +32,14 @@ enum {
     LCNN_ACT_NONE = 0,
     LCNN_ACT_RELU = 1,
     LCNN_ACT_RELU6 = 2,
+    /// `x·min(max(x + 3, 0), 6)/6`
+    LCNN_ACT_HARDSWISH = 3,
+    /// `1/(1 + e^−x)`
+    LCNN_ACT_SIGMOID = 4,
+    /// `min(max(x/6 + 1/2, 0), 1)` (PyTorch's Hardsigmoid; ONNX HardSigmoid with alpha = 1/6, beta = 0.5)
+    LCNN_ACT_HARDSIGMOID = 5,
+    /// `x/(1 + e^−x)` (SiLU, Swish)
+    LCNN_ACT_SILU = 6,
 };
 
 /// Single-threaded `C = act(alpha·op(A)·op(B) + beta·C + bias)`; op(A) is m×k, op(B) k×n, `bias` (length n, or NULL)
@@ -49,6 +57,12 @@ void lcnn_pack_b(int transB, int64_t k, int64_t n, const float *b, int64_t ldb, 
 /// `lcnn_sgemm` with op(B) given pre-packed by `lcnn_pack_b(…, k, n, …)`.
 void lcnn_sgemm_packed(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                        const float *packedB, float beta, float *c, int64_t ldc, const float *bias, int act);
+
+/// `lcnn_sgemm_packed` with a residual: `C = act(alpha·op(A)·B + beta·C + bias + R)` where `R[i·ldr + j]` (m×n, or
+/// NULL) must not alias C.
+void lcnn_sgemm_packed_residual(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                                const float *packedB, float beta, float *c, int64_t ldc, const float *bias,
+                                const float *residual, int64_t ldr, int act);
 
 // MARK: - Convolution (NHWC activations)
 
@@ -72,6 +86,26 @@ void lcnn_col2im_add_nhwc(const lcnn_conv_geom *g, const float *cols, int64_t c0
 void lcnn_conv2d_forward_tile(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
                               int64_t groupStride, const float *bias, int act, float *output,
                               int64_t pix0, int64_t npix);
+
+/// `lcnn_conv2d_forward_tile` with a residual added before the activation: `residual` (NULL or NHWC shaped like
+/// the output, not aliasing it) is read at the same pixels and channels as the output.
+void lcnn_conv2d_forward_tile_residual(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                                       int64_t groupStride, const float *bias, const float *residual, int act,
+                                       float *output, int64_t pix0, int64_t npix);
+
+// MARK: - Winograd F(4×4, 3×3) (dense 3×3, stride 1, dilation 1, groups 1; NHWC)
+
+/// Floats of the packed transformed weights: 36 packed `[ic, oc]` GEMM operands, `lcnn_packed_b_count(ic, oc)` each.
+int64_t lcnn_winograd_packed_count(int64_t ic, int64_t oc);
+
+/// Transforms OIHW `[oc, ic, 3, 3]` weights (U = G·g·Gᵀ) and packs the 36 `[ic, oc]` matrices.
+void lcnn_winograd_pack_weights(int64_t ic, int64_t oc, const float *weight, float *packed);
+
+/// Output tiles `[tile0, tile0 + ntiles)` of a Winograd convolution. Tiles are 4×4 output pixels numbered
+/// `(n·tilesY + ty)·tilesX + tx` with `tilesY = ceil(oh/4)`, `tilesX = ceil(ow/4)`. `g` must be 3×3, stride 1,
+/// dilation 1, one group (any padding). `output = act(conv + bias + residual)`; `bias`, `residual` may be NULL.
+void lcnn_winograd_forward_tiles(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
+                                 const float *residual, int act, float *output, int64_t tile0, int64_t ntiles);
 
 /// Backward-input of output pixels `[pix0, pix0 + npix)`: `packedWeight` holds per group
 /// `lcnn_pack_b(0, ocg, kh·kw·icg, W_g)`. For a pointwise (1×1, stride 1, unpadded) geometry the matching input

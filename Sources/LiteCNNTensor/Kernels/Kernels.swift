@@ -1,4 +1,5 @@
 import CLiteCNNKernels
+import Foundation
 
 /// An activation applied in a kernel's epilogue, while the output is still in registers.
 public enum FusedActivation: Int32, Sendable {
@@ -7,6 +8,27 @@ public enum FusedActivation: Int32, Sendable {
     case relu = 1
     /// `min(max(x, 0), 6)`
     case relu6 = 2
+    /// `x·min(max(x + 3, 0), 6)/6` (MobileNetV3)
+    case hardSwish = 3
+    /// `1/(1 + e^−x)` (vectorized exp, relative error ~1e-6)
+    case sigmoid = 4
+    /// `min(max(x/6 + 1/2, 0), 1)` (PyTorch's Hardsigmoid = ONNX HardSigmoid with alpha 1/6, beta 0.5)
+    case hardSigmoid = 5
+    /// `x/(1 + e^−x)` (SiLU / Swish)
+    case silu = 6
+
+    /// The scalar definition the kernels follow.
+    public func apply(_ x: Float) -> Float {
+        switch self {
+        case .none: return x
+        case .relu: return max(x, 0)
+        case .relu6: return min(max(x, 0), 6)
+        case .hardSwish: return x * min(max(x + 3, 0), 6) / 6
+        case .sigmoid: return 1 / (1 + exp(-x))
+        case .hardSigmoid: return min(max(x / 6 + 0.5, 0), 1)
+        case .silu: return x / (1 + exp(-x))
+        }
+    }
 }
 
 /// The fast kernels the layers call. Same contracts as `ReferenceKernels` (which defines them), optimized for

@@ -43,21 +43,38 @@ public final class PackedConvolution: @unchecked Sendable {
     /// batch and spatial sizes.
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
                         activation: FusedActivation = .none) {
+        forward(input: input, output: output, geometry: g, activation: activation, residual: nil)
+    }
+
+    /// `output = activation(conv(input) + bias + residual)`, overwritten, with the residual add fused into the GEMM
+    /// epilogue (ONNX `Conv → Add → Relu`). `residual` is NHWC shaped like the output (or nil) and must not be
+    /// `output` itself. For depthwise convolutions the residual is added in a second pass before the activation.
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+                        activation: FusedActivation, residual: UnsafePointer<Float>?) {
         var same = g
         same.batch = packedGeometry.batch
         same.inputHeight = packedGeometry.inputHeight
         same.inputWidth = packedGeometry.inputWidth
         precondition(same == packedGeometry, "PackedConvolution: packed for \(packedGeometry), called with \(g)")
         if g.batch == 0 || g.outputHeight <= 0 || g.outputWidth <= 0 { return }
+        if g.isDepthwise, let residual {
+            // Depthwise kernels have no residual epilogue: convolve, then add and activate in one sweep.
+            forward(input: input, output: output, geometry: g, activation: .none, residual: nil)
+            let count = g.outputShape.reduce(1, *)
+            WorkerPool.shared.parallelRanges(count, minimumChunk: 65_536) { r in
+                for i in r { output[i] = activation.apply(output[i] + residual[i]) }
+            }
+            return
+        }
         if let bias {
-            bias.withUnsafeBufferPointer { run(input, output, g, activation, $0.baseAddress!) }
+            bias.withUnsafeBufferPointer { run(input, output, g, activation, $0.baseAddress!, residual) }
         } else {
-            run(input, output, g, activation, nil)
+            run(input, output, g, activation, nil, residual)
         }
     }
 
     private func run(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
-                     _ activation: FusedActivation, _ bias: UnsafePointer<Float>?) {
+                     _ activation: FusedActivation, _ bias: UnsafePointer<Float>?, _ residual: UnsafePointer<Float>?) {
         let cg = CGeometry(g)
         let act = activation.rawValue
         let pool = WorkerPool.shared
@@ -87,7 +104,8 @@ public final class PackedConvolution: @unchecked Sendable {
         let stride = groupStride
         pool.parallelFor(tiles) { t in
             let p0 = t * tile, count = min(tile, pixels - p0)
-            lcnn_conv2d_forward_tile(cg.pointer, input, storage, Int64(stride), bias, act, output, Int64(p0), Int64(count))
+            lcnn_conv2d_forward_tile_residual(cg.pointer, input, storage, Int64(stride), bias, residual, act, output,
+                                              Int64(p0), Int64(count))
         }
     }
 }
