@@ -326,6 +326,14 @@ void lcnn_gemm_core_ex(int transA, int64_t m, int64_t n, int64_t k, float alpha,
                        int transB, const float *b, int64_t ldb, const float *packedB,
                        float beta, float *c, int64_t ldc, const float *bias, const float *residual, int64_t ldr,
                        int act) {
+    lcnn_gemm_core_sub(transA, m, n, k, alpha, a, lda, transB, b, ldb, packedB, round_up(n, PW), 0, beta, c, ldc,
+                       bias, residual, ldr, act);
+}
+
+void lcnn_gemm_core_sub(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                        int transB, const float *b, int64_t ldb, const float *packedB, int64_t packedStride,
+                        int64_t panelOffset, float beta, float *c, int64_t ldc, const float *bias,
+                        const float *residual, int64_t ldr, int act) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (int64_t i = 0; i < m; i++) {
@@ -343,14 +351,13 @@ void lcnn_gemm_core_ex(int transA, int64_t m, int64_t n, int64_t k, float alpha,
     float *bufA = lcnn_scratch(LCNN_SCRATCH_A, mcMax * (k < KC ? k : KC));
     int64_t ncStep = packedB ? n : NC;
     float *bufB = packedB ? NULL : lcnn_scratch(LCNN_SCRATCH_B, round_up(n < NC ? n : NC, PW) * (k < KC ? k : KC));
-    int64_t packedStride = round_up(n, PW);
     for (int64_t jc = 0; jc < n; jc += ncStep) {
         int64_t nc = n - jc < ncStep ? n - jc : ncStep;
         for (int64_t pc = 0; pc < k; pc += KC) {
             int64_t kc = k - pc < KC ? k - pc : KC;
             const float *pb;
             if (packedB) {
-                pb = packedB + pc * packedStride;
+                pb = packedB + pc * packedStride + panelOffset * kc * PW;
             } else {
                 const float *bsrc = transB ? b + jc * ldb + pc : b + pc * ldb + jc;
                 pack_b_block(transB, kc, nc, bsrc, ldb, bufB);

@@ -130,6 +130,13 @@ void lcnn_gemm_core_ex(int transA, int64_t m, int64_t n, int64_t k, float alpha,
                        int transB, const float *b, int64_t ldb, const float *packedB,
                        float beta, float *c, int64_t ldc, const float *bias, const float *residual, int64_t ldr, int act);
 
+/// `lcnn_gemm_core_ex` on a column slice of a matrix packed by `lcnn_pack_b(…, k, N, …)`: `packedStride` is
+/// `round_up(N, 16)` of the whole matrix and the slice starts at column `16·panelOffset`.
+void lcnn_gemm_core_sub(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                        int transB, const float *b, int64_t ldb, const float *packedB, int64_t packedStride,
+                        int64_t panelOffset, float beta, float *c, int64_t ldc, const float *bias,
+                        const float *residual, int64_t ldr, int act);
+
 /// The per-thread single-threaded GEMM core: op(B) either packed (`packedB != NULL`) or read from b/ldb/transB.
 void lcnn_gemm_core(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                     int transB, const float *b, int64_t ldb, const float *packedB,

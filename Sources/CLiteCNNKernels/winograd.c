@@ -90,10 +90,13 @@ LCNN_INLINE void wino_activate_block(float *v, int act) {
 }
 
 LCNN_INLINE void wino_forward_body(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                                   const float *residual, int act, float *output, int64_t tile0, int64_t ntiles) {
-    const int64_t IC = g->ic, OC = g->oc, ldv = wino_round8(IC), ldm = wino_round8(OC);
+                                   const float *residual, int act, float *output, int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+    const int64_t IC = g->ic, OC = noc, ldv = wino_round8(IC), ldm = wino_round8(OC), ldo = g->oc;
+    if (bias) bias += oc0;
+    if (residual) residual += oc0;
+    output += oc0;
     const int64_t tilesX = (g->ow + 3) / 4, tilesY = (g->oh + 3) / 4;
-    const int64_t ustride = lcnn_packed_b_count(IC, OC);
+    const int64_t ustride = lcnn_packed_b_count(IC, g->oc), panelStride = (g->oc + 15) / 16 * 16;
     int64_t T = (2 << 20) / (36 * 4 * (ldv + ldm));
     if (T < 6) T = 6;
     if (T > 96) T = 96;
@@ -139,8 +142,8 @@ LCNN_INLINE void wino_forward_body(const lcnn_conv_geom *g, const float *input, 
         }
         // 36 GEMMs against the packed transformed weights.
         for (int xi = 0; xi < 36; xi++)
-            lcnn_gemm_core(0, nt, OC, IC, 1, V + xi * vplane, ldv, 0, NULL, 0, packed + xi * ustride, 0,
-                           M + xi * mplane, ldm, NULL, LCNN_ACT_NONE);
+            lcnn_gemm_core_sub(0, nt, OC, IC, 1, V + xi * vplane, ldv, 0, NULL, 0, packed + xi * ustride, panelStride,
+                               oc0 / 16, 0, M + xi * mplane, ldm, NULL, NULL, 0, LCNN_ACT_NONE);
         // Output transform with bias, residual and activation.
         for (int64_t t = 0; t < nt; t++) {
             int64_t tile = b0 + t, tx = tile % tilesX, rest = tile / tilesX, ty = rest % tilesY, n = rest / tilesY;
@@ -157,7 +160,7 @@ LCNN_INLINE void wino_forward_body(const lcnn_conv_geom *g, const float *input, 
                 for (int l = 0; l < WCB; l++) b[l] = (bias && l < w) ? bias[c0 + l] : 0;
                 for (int r = 0; r < rows; r++) {
                     for (int s = 0; s < cols; s++) {
-                        int64_t offset = ((n * g->oh + oy0 + r) * g->ow + ox0 + s) * OC + c0;
+                        int64_t offset = ((n * g->oh + oy0 + r) * g->ow + ox0 + s) * ldo + c0;
                         float v[WCB];
                         for (int l = 0; l < WCB; l++) v[l] = y[r * 4 + s][l] + b[l];
                         if (residual) {
@@ -177,30 +180,37 @@ LCNN_INLINE void wino_forward_body(const lcnn_conv_geom *g, const float *input, 
 
 static void wino_forward_portable(const lcnn_conv_geom *g, const float *input, const float *packed,
                                   const float *bias, const float *residual, int act, float *output, int64_t tile0,
-                                  int64_t ntiles) {
-    wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles);
+                                  int64_t ntiles, int64_t oc0, int64_t noc) {
+    wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }
 
 #if LCNN_X86
 LCNN_TARGET_AVX2
 static void wino_forward_avx2(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                              const float *residual, int act, float *output, int64_t tile0, int64_t ntiles) {
-    wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles);
+                              const float *residual, int act, float *output, int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+    wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }
 
 LCNN_TARGET_AVX512
 static void wino_forward_avx512(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                                const float *residual, int act, float *output, int64_t tile0, int64_t ntiles) {
-    wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles);
+                                const float *residual, int act, float *output, int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+    wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }
 #endif
 
 void lcnn_winograd_forward_tiles(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                                  const float *residual, int act, float *output, int64_t tile0, int64_t ntiles) {
+    lcnn_winograd_forward_tiles_channels(g, input, packed, bias, residual, act, output, tile0, ntiles, 0, g->oc);
+}
+
+void lcnn_winograd_forward_tiles_channels(const lcnn_conv_geom *g, const float *input, const float *packed,
+                                          const float *bias, const float *residual, int act, float *output,
+                                          int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+    if (oc0 % 16 != 0 || oc0 < 0 || noc <= 0 || oc0 + noc > g->oc) abort();
 #if LCNN_X86
     int level = lcnn_isa_level();
-    if (level >= 2) { wino_forward_avx512(g, input, packed, bias, residual, act, output, tile0, ntiles); return; }
-    if (level >= 1) { wino_forward_avx2(g, input, packed, bias, residual, act, output, tile0, ntiles); return; }
+    if (level >= 2) { wino_forward_avx512(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc); return; }
+    if (level >= 1) { wino_forward_avx2(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc); return; }
 #endif
-    wino_forward_portable(g, input, packed, bias, residual, act, output, tile0, ntiles);
+    wino_forward_portable(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }

@@ -64,6 +64,9 @@ final class FusedKernelTests: XCTestCase {
         checkWinograd(n: 1, h: 14, w: 14, cin: 64, cout: 64, activation: .relu, withResidual: true, seed: 400)
         checkWinograd(n: 3, h: 5, w: 9, cin: 17, cout: 20, pad: (0, 0, 0, 0), activation: .none, seed: 410)
         checkWinograd(n: 1, h: 6, w: 7, cin: 5, cout: 9, pad: (2, 0, 1, 2), activation: .hardSwish, withResidual: true, seed: 420)
+        // Few tiles: split over output channels in 16-wide panels (40 = 16 + 24) when there are several threads.
+        checkWinograd(n: 1, h: 7, w: 7, cin: 33, cout: 40, activation: .relu, withResidual: true, seed: 425)
+        checkWinograd(n: 1, h: 3, w: 4, cin: 8, cout: 100, activation: .sigmoid, seed: 427)
         // K = 300 > one GEMM k-block (256), many tile blocks.
         checkWinograd(n: 2, h: 9, w: 11, cin: 300, cout: 33, activation: .none, seed: 430)
     }

@@ -107,6 +107,12 @@ void lcnn_winograd_pack_weights(int64_t ic, int64_t oc, const float *weight, flo
 void lcnn_winograd_forward_tiles(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                                  const float *residual, int act, float *output, int64_t tile0, int64_t ntiles);
 
+/// `lcnn_winograd_forward_tiles` restricted to output channels `[oc0, oc0 + noc)` (`oc0` a multiple of 16): lets
+/// threads split a layer with few tiles by channels, each streaming only its share of the transformed weights.
+void lcnn_winograd_forward_tiles_channels(const lcnn_conv_geom *g, const float *input, const float *packed,
+                                          const float *bias, const float *residual, int act, float *output,
+                                          int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc);
+
 /// Backward-input of output pixels `[pix0, pix0 + npix)`: `packedWeight` holds per group
 /// `lcnn_pack_b(0, ocg, kh·kw·icg, W_g)`. For a pointwise (1×1, stride 1, unpadded) geometry the matching input
 /// pixels are overwritten; otherwise the contributions are added into `gradInput` (zero it first, and never run two

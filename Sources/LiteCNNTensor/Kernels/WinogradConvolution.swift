@@ -79,7 +79,22 @@ public final class WinogradConvolution: @unchecked Sendable {
         let blocks = (tiles + perBlock - 1) / perBlock
         let act = activation.rawValue
         let packed = self.packed
+        let oc = outputChannels
+        // Few tiles (small images, batch 1): split the output channels instead, in multiples of the 16-wide panels,
+        // so each thread streams only its share of the transformed weights.
+        let channelParts = perThread < 16 && threads > 1 ? min(threads, oc / 16) : 1
         func run(_ biasPointer: UnsafePointer<Float>?) {
+            if channelParts > 1 {
+                let panels = (oc + 15) / 16
+                pool.parallelFor(channelParts) { p in
+                    let lo = panels * p / channelParts * 16, hi = min(oc, panels * (p + 1) / channelParts * 16)
+                    if lo < hi {
+                        lcnn_winograd_forward_tiles_channels(cg.pointer, input, packed, biasPointer, residual, act, output,
+                                                             0, Int64(tiles), Int64(lo), Int64(hi - lo))
+                    }
+                }
+                return
+            }
             pool.parallelFor(blocks) { b in
                 let t0 = b * perBlock, count = min(perBlock, tiles - t0)
                 lcnn_winograd_forward_tiles(cg.pointer, input, packed, biasPointer, residual, act, output,
