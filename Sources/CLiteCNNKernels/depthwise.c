@@ -289,6 +289,53 @@ LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const fl
                 _mm256_maskstore_ps(op + 3 * C, mask, dw256_activate(a3, act));
             }
             ox += 4;
+        } else if ((ky1 - ky0) * kw <= 64) {
+            // Border pixel: the taps inside the image listed once, then summed with two accumulator chains per
+            // 8 channels (even and odd taps) so short rows (7×7 maps, 5×5 kernels) are not FMA-latency bound.
+            int64_t kx0 = 0, kx1 = kw;
+            while (kx0 < kx1 && ox * sw - pl + kx0 * dw < 0) kx0++;
+            while (kx1 > kx0 && ox * sw - pl + (kx1 - 1) * dw >= g->iw) kx1--;
+            const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
+            const float *ips[64], *wps[64];
+            int nt = 0;
+            for (int64_t ky = ky0; ky < ky1; ky++)
+                for (int64_t kx = kx0; kx < kx1; kx++) {
+                    ips[nt] = base + ky * g->dh * rowStride + kx * dw * C;
+                    wps[nt] = wt + (ky * kw + kx) * C;
+                    nt++;
+                }
+            for (int64_t cb = 0; cb < C16; cb += 16) {
+                __m256 a0 = bias ? _mm256_loadu_ps(bias + cb) : _mm256_setzero_ps();
+                __m256 a1 = bias ? _mm256_loadu_ps(bias + cb + 8) : _mm256_setzero_ps();
+                __m256 e0 = _mm256_setzero_ps(), e1 = e0;
+                int t = 0;
+                for (; t + 1 < nt; t += 2) {
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(ips[t] + cb), _mm256_loadu_ps(wps[t] + cb), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(ips[t] + cb + 8), _mm256_loadu_ps(wps[t] + cb + 8), a1);
+                    e0 = _mm256_fmadd_ps(_mm256_loadu_ps(ips[t + 1] + cb), _mm256_loadu_ps(wps[t + 1] + cb), e0);
+                    e1 = _mm256_fmadd_ps(_mm256_loadu_ps(ips[t + 1] + cb + 8), _mm256_loadu_ps(wps[t + 1] + cb + 8), e1);
+                }
+                if (t < nt) {
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(ips[t] + cb), _mm256_loadu_ps(wps[t] + cb), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(ips[t] + cb + 8), _mm256_loadu_ps(wps[t] + cb + 8), a1);
+                }
+                _mm256_storeu_ps(out + ox * C + cb, dw256_activate(_mm256_add_ps(a0, e0), act));
+                _mm256_storeu_ps(out + ox * C + cb + 8, dw256_activate(_mm256_add_ps(a1, e1), act));
+            }
+            for (int64_t cb = C16; cb < C; cb += 8) {
+                __m256i mask = lcnn_avx2_lane_mask(C - cb);
+                __m256 a0 = bias ? _mm256_maskload_ps(bias + cb, mask) : _mm256_setzero_ps();
+                __m256 e0 = _mm256_setzero_ps();
+                int t = 0;
+                for (; t + 1 < nt; t += 2) {
+                    a0 = _mm256_fmadd_ps(_mm256_maskload_ps(ips[t] + cb, mask), _mm256_maskload_ps(wps[t] + cb, mask), a0);
+                    e0 = _mm256_fmadd_ps(_mm256_maskload_ps(ips[t + 1] + cb, mask), _mm256_maskload_ps(wps[t + 1] + cb, mask), e0);
+                }
+                if (t < nt)
+                    a0 = _mm256_fmadd_ps(_mm256_maskload_ps(ips[t] + cb, mask), _mm256_maskload_ps(wps[t] + cb, mask), a0);
+                _mm256_maskstore_ps(out + ox * C + cb, mask, dw256_activate(_mm256_add_ps(a0, e0), act));
+            }
+            ox += 1;
         } else {
             // Border pixel: taps clipped to the image, 16 channels at a time, then 8 with a lane mask.
             int64_t kx0 = 0, kx1 = kw;
