@@ -139,6 +139,20 @@ void lcnn_depthwise_backward_input_rows(const lcnn_conv_geom *g, const float *gr
 void lcnn_depthwise_backward_weight_rows(const lcnn_conv_geom *g, const float *input, const float *gradOutput,
                                          float *gradWeightTaps, int64_t row0, int64_t row1);
 
+// MARK: - Pooling (NHWC, vectorized over channels; `g->ic` channels, `g->oh`/`g->ow` chosen by the caller)
+
+/// Max pooling of output rows `[row0, row1)` (rows numbered `n·oh + oy`); windows clipped to the image.
+void lcnn_maxpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1);
+
+/// Average pooling of output rows `[row0, row1)`. The divisor counts the window's taps inside the image, or with
+/// `countIncludePad` those inside the padded image `[−pt, paddedHeight − pt) × [−pl, paddedWidth − pl)`
+/// (`paddedHeight = ih + pt + pb`), as PyTorch and ONNX do (ceil-mode overhang never counts).
+void lcnn_avgpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1,
+                            int64_t paddedHeight, int64_t paddedWidth, int countIncludePad);
+
+/// Global average pooling: `[images, hw, channels]` → `[images, channels]`.
+void lcnn_global_avgpool_nhwc(const float *input, int64_t images, int64_t hw, int64_t channels, float *output);
+
 #ifdef __cplusplus
 }
 #endif

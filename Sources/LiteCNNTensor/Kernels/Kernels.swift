@@ -147,5 +147,10 @@ final class CGeometry: @unchecked Sendable {
         pointer.initialize(to: g.cGeometry)
     }
 
+    init(raw: lcnn_conv_geom) {
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: raw)
+    }
+
     deinit { pointer.deallocate() }
 }

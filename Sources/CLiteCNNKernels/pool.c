@@ -1,0 +1,112 @@
+// NHWC pooling, vectorized over channels (the compiler vectorizes the channel loops for each target).
+//
+// Windows are clipped to the image; `g->oh`, `g->ow` are given by the caller (floor or ceil mode). Max pooling of a
+// window with no pixel inside the image writes -inf (cannot happen with PyTorch/ONNX output-size rules).
+#include "internal.h"
+#include <math.h>
+
+LCNN_INLINE void maxpool_body(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1) {
+    const int64_t C = g->ic;
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            float *restrict o = output + (row * g->ow + ox) * C;
+            for (int64_t c = 0; c < C; c++) o[c] = -INFINITY;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy < 0 || iy >= g->ih) continue;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+                    if (ix < 0 || ix >= g->iw) continue;
+                    const float *restrict ip = input + ((n * g->ih + iy) * g->iw + ix) * C;
+                    for (int64_t c = 0; c < C; c++) o[c] = ip[c] > o[c] ? ip[c] : o[c];
+                }
+            }
+        }
+    }
+}
+
+LCNN_INLINE void avgpool_body(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1,
+                              int64_t paddedHeight, int64_t paddedWidth, int countIncludePad) {
+    const int64_t C = g->ic;
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            float *restrict o = output + (row * g->ow + ox) * C;
+            for (int64_t c = 0; c < C; c++) o[c] = 0;
+            int64_t valid = 0, inPadded = 0;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy + g->pt >= paddedHeight) continue;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+                    if (ix + g->pl >= paddedWidth) continue;
+                    inPadded++;
+                    if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw) continue;
+                    valid++;
+                    const float *restrict ip = input + ((n * g->ih + iy) * g->iw + ix) * C;
+                    for (int64_t c = 0; c < C; c++) o[c] += ip[c];
+                }
+            }
+            int64_t count = countIncludePad ? inPadded : valid;
+            float scale = count > 0 ? 1.0f / (float)count : 0;
+            for (int64_t c = 0; c < C; c++) o[c] *= scale;
+        }
+    }
+}
+
+LCNN_INLINE void gap_body(const float *input, int64_t images, int64_t hw, int64_t C, float *output) {
+    float scale = hw > 0 ? 1.0f / (float)hw : 0;
+    for (int64_t n = 0; n < images; n++) {
+        float *restrict o = output + n * C;
+        for (int64_t c = 0; c < C; c++) o[c] = 0;
+        const float *image = input + n * hw * C;
+        for (int64_t p = 0; p < hw; p++) {
+            const float *restrict ip = image + p * C;
+            for (int64_t c = 0; c < C; c++) o[c] += ip[c];
+        }
+        for (int64_t c = 0; c < C; c++) o[c] *= scale;
+    }
+}
+
+#if LCNN_X86
+#define POOL_VARIANTS(suffix, attr)                                                                                     \
+    attr static void maxpool_##suffix(const lcnn_conv_geom *g, const float *i, float *o, int64_t r0, int64_t r1) {      \
+        maxpool_body(g, i, o, r0, r1);                                                                                  \
+    }                                                                                                                   \
+    attr static void avgpool_##suffix(const lcnn_conv_geom *g, const float *i, float *o, int64_t r0, int64_t r1,        \
+                                      int64_t ph, int64_t pw, int cip) {                                                \
+        avgpool_body(g, i, o, r0, r1, ph, pw, cip);                                                                     \
+    }                                                                                                                   \
+    attr static void gap_##suffix(const float *i, int64_t n, int64_t hw, int64_t c, float *o) { gap_body(i, n, hw, c, o); }
+POOL_VARIANTS(avx2, LCNN_TARGET_AVX2)
+POOL_VARIANTS(avx512, LCNN_TARGET_AVX512)
+#endif
+
+void lcnn_maxpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1) {
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { maxpool_avx512(g, input, output, row0, row1); return; }
+    if (level >= 1) { maxpool_avx2(g, input, output, row0, row1); return; }
+#endif
+    maxpool_body(g, input, output, row0, row1);
+}
+
+void lcnn_avgpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1,
+                            int64_t paddedHeight, int64_t paddedWidth, int countIncludePad) {
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { avgpool_avx512(g, input, output, row0, row1, paddedHeight, paddedWidth, countIncludePad); return; }
+    if (level >= 1) { avgpool_avx2(g, input, output, row0, row1, paddedHeight, paddedWidth, countIncludePad); return; }
+#endif
+    avgpool_body(g, input, output, row0, row1, paddedHeight, paddedWidth, countIncludePad);
+}
+
+void lcnn_global_avgpool_nhwc(const float *input, int64_t images, int64_t hw, int64_t channels, float *output) {
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { gap_avx512(input, images, hw, channels, output); return; }
+    if (level >= 1) { gap_avx2(input, images, hw, channels, output); return; }
+#endif
+    gap_body(input, images, hw, channels, output);
+}
