@@ -16,6 +16,6 @@ struct LiteCNNCommand: ParsableCommand {
           litecnn weights squeezenet1_1 --out sq.safetensors --seed 1
           litecnn weights --inspect sq.safetensors  # tensors and metadata
         """,
-        subcommands: [ZooCommand.self, SummaryCommand.self, WeightsCommand.self]
+        subcommands: [ZooCommand.self, SummaryCommand.self, WeightsCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
     )
 }
