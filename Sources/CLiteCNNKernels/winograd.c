@@ -90,7 +90,8 @@ LCNN_INLINE void wino_activate_block(float *v, int act) {
 }
 
 LCNN_INLINE void wino_forward_body(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                                   const float *residual, int act, float *output, int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+                                   const float *residual, int act, float *output, int64_t tile0, int64_t ntiles,
+                                   int64_t oc0, int64_t noc) {
     const int64_t IC = g->ic, OC = noc, ldv = wino_round8(IC), ldm = wino_round8(OC), ldo = g->oc;
     if (bias) bias += oc0;
     if (residual) residual += oc0;
@@ -187,13 +188,15 @@ static void wino_forward_portable(const lcnn_conv_geom *g, const float *input, c
 #if LCNN_X86
 LCNN_TARGET_AVX2
 static void wino_forward_avx2(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                              const float *residual, int act, float *output, int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+                              const float *residual, int act, float *output, int64_t tile0, int64_t ntiles,
+                              int64_t oc0, int64_t noc) {
     wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }
 
 LCNN_TARGET_AVX512
 static void wino_forward_avx512(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                                const float *residual, int act, float *output, int64_t tile0, int64_t ntiles, int64_t oc0, int64_t noc) {
+                                const float *residual, int act, float *output, int64_t tile0, int64_t ntiles,
+                              int64_t oc0, int64_t noc) {
     wino_forward_body(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }
 #endif
@@ -209,8 +212,14 @@ void lcnn_winograd_forward_tiles_channels(const lcnn_conv_geom *g, const float *
     if (oc0 % 16 != 0 || oc0 < 0 || noc <= 0 || oc0 + noc > g->oc) abort();
 #if LCNN_X86
     int level = lcnn_isa_level();
-    if (level >= 2) { wino_forward_avx512(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc); return; }
-    if (level >= 1) { wino_forward_avx2(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc); return; }
+    if (level >= 2) {
+        wino_forward_avx512(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
+        return;
+    }
+    if (level >= 1) {
+        wino_forward_avx2(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
+        return;
+    }
 #endif
     wino_forward_portable(g, input, packed, bias, residual, act, output, tile0, ntiles, oc0, noc);
 }
