@@ -20,14 +20,20 @@ public struct GraphBuilder: Sendable {
     /// The opset the nodes follow.
     public var opset: Int { graph.opsetVersion }
 
-    /// `base` if no value, node or initializer is called so yet, otherwise `base_1`, `base_2`, … (reserved on return).
-    public mutating func uniqueName(_ base: String) -> String {
+    /// `base`, or `base_1`, `base_2`, … : the first name not used yet (not reserved).
+    private func unusedName(_ base: String) -> String {
         var candidate = base
         var index = 1
         while usedNames.contains(candidate) {
             candidate = "\(base)_\(index)"
             index += 1
         }
+        return candidate
+    }
+
+    /// `base` if no value, node or initializer is called so yet, otherwise `base_1`, `base_2`, … (reserved on return).
+    public mutating func uniqueName(_ base: String) -> String {
+        let candidate = unusedName(base)
         usedNames.insert(candidate)
         return candidate
     }
@@ -85,7 +91,7 @@ public struct GraphBuilder: Sendable {
         let key = "i:" + values.map(String.init).joined(separator: ",")
         if let existing = sharedConstants[key] { return existing }
         let base = name ?? "const.ints." + values.map { $0 < 0 ? "m\(-$0)" : String($0) }.joined(separator: "_")
-        let result = addIntInitializer(uniqueName(base), values)
+        let result = addIntInitializer(unusedName(base), values)
         sharedConstants[key] = result
         return result
     }
@@ -94,9 +100,7 @@ public struct GraphBuilder: Sendable {
     public mutating func floatScalar(_ value: Float, name: String? = nil) -> String {
         let key = "f:\(value.bitPattern)"
         if let existing = sharedConstants[key] { return existing }
-        let result = uniqueName(name ?? "const.float.\(value)")
-        usedNames.remove(result)
-        addInitializer(result, Tensor(shape: [], scalars: [value]))
+        let result = addInitializer(unusedName(name ?? "const.float.\(value)"), Tensor(shape: [], scalars: [value]))
         sharedConstants[key] = result
         return result
     }
