@@ -79,7 +79,13 @@ public final class WorkerPool: @unchecked Sendable {
                 pthread_mutex_unlock(&mutex)
             }
             runChunks(escapable, count: count)
-            while pendingWorkers.load(ordering: .acquiring) > 0 { spinHint() }
+            // Spin briefly (workers finish within microseconds when they have a core), then yield the core: when the
+            // machine is oversubscribed a descheduled worker must get to run instead of this thread burning its slice.
+            var waited = 0
+            while pendingWorkers.load(ordering: .acquiring) > 0 {
+                waited += 1
+                if waited < 4_000 { spinHint() } else { sched_yield() }
+            }
             job = nil
         }
         busy.store(false, ordering: .releasing)
@@ -112,6 +118,7 @@ public final class WorkerPool: @unchecked Sendable {
                 spins += 1
                 if spins < 20_000 {
                     spinHint()
+                    if spins % 1_024 == 0 { sched_yield() }  // let an oversubscribed core run someone else
                 } else {
                     pthread_mutex_lock(&mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)

@@ -17,7 +17,8 @@ public enum ClosedFormWeights {
         let phase = phase(name)
         let fanIn = shape.dropFirst().reduce(1, *)
         return Tensor(shape: shape, unsafeUninitialized: { out in
-            for i in 0..<out.count {
+            WorkerPool.shared.parallelRanges(out.count, minimumChunk: 1 << 16) { range in
+            for i in range {
                 let s = sin(phase + 0.7 * Double(i % 8963) + 2.0 * Double.pi * Double((i * i) % 10007) / 10007.0)
                 let v: Double
                 if name.hasSuffix("running_var") { v = 1.0 + 0.25 * (1.0 + s) }
@@ -26,6 +27,7 @@ public enum ClosedFormWeights {
                 else if shape.count == 1 { v = 0.1 * s }
                 else { v = (4.0 / Double(fanIn)).squareRoot() * s }
                 out[i] = Float(v)
+            }
             }
         })
     }
