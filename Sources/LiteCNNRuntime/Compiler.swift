@@ -14,6 +14,7 @@ final class ConvParams: @unchecked Sendable {
     var epilogue: FusedActivation = .none
     var post: UnaryKind?
     private var packed: [[Int]: PackedConvolution] = [:]
+    private var winograd: [[Int]: WinogradConvolution] = [:]
     private let lock = NSLock()
 
     init(weight: [Float], bias: [Float]?, outputChannels: Int, inputChannelsPerGroup: Int, kernelH: Int, kernelW: Int,
@@ -49,6 +50,24 @@ final class ConvParams: @unchecked Sendable {
             return PackedConvolution(weight: w.baseAddress!, bias: nil, geometry: g)
         }
         packed[key] = p
+        return p
+    }
+
+    /// Winograd F(4×4, 3×3) weights for `g`'s padding with the fused epilogue (transformed on first use, then shared).
+    func winograd(for g: ConvGeometry) -> WinogradConvolution {
+        let key = [g.padTop, g.padLeft, g.padBottom, g.padRight]
+        lock.lock(); defer { lock.unlock() }
+        if let p = winograd[key] { return p }
+        let p = weight.withUnsafeBufferPointer { w in
+            let make = { (b: UnsafePointer<Float>?) in
+                WinogradConvolution(weights: w.baseAddress!, bias: b, inputChannels: g.inputChannels,
+                                    outputChannels: g.outputChannels, padTop: g.padTop, padLeft: g.padLeft,
+                                    padBottom: g.padBottom, padRight: g.padRight, activation: self.epilogue)
+            }
+            if let bias { return bias.withUnsafeBufferPointer { make($0.baseAddress!) } }
+            return make(nil)
+        }
+        winograd[key] = p
         return p
     }
 }

@@ -96,9 +96,19 @@ extension PlanBuilder {
         }
         let g = p.geometry(batch: n, h: h, w: w)
         guard g.outputHeight > 0, g.outputWidth > 0 else { throw err("input \(x.shape) is smaller than the kernel window") }
-        let packed = p.packed(for: g)
         let out = newActivation([n, p.outputChannels, g.outputHeight, g.outputWidth], nhwc: true)
         let f = plan.frame, (src, dst) = (x.slot, out.slot), epilogue = p.epilogue, post = p.post, count = out.count
+        if WinogradConvolution.isProfitable(g) {
+            // Dense 3×3 stride 1 with enough tiles and channels: F(4×4, 3×3), bias and activation in the output transform.
+            let winograd = p.winograd(for: g)
+            emit(reads: [src], writes: [dst]) {
+                winograd.forward(input: f[src], output: f[dst], batch: n, height: h, width: w)
+                if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
+            }
+            set(node.outputs[0], out)
+            return
+        }
+        let packed = p.packed(for: g)
         emit(reads: [src], writes: [dst]) {
             packed.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
             if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
