@@ -327,9 +327,13 @@ enum GraphCompiler {
                         if let (lo, hi) = clipBounds(a) {
                             if lo == 0 && hi == 6 { p.epilogue = .relu6 } else if lo == 0 && hi >= .greatestFiniteMagnitude { p.epilogue = .relu } else { p.post = .clip(lo, hi) }
                         } else { fused = false }
-                    case "Sigmoid": p.post = .sigmoid
-                    case "HardSigmoid": p.post = .hardSigmoid(alpha: a.float("alpha") ?? 0.2, beta: a.float("beta") ?? 0.5)
-                    case "HardSwish": p.post = .hardSwish
+                    case "Sigmoid": p.epilogue = .sigmoid
+                    case "HardSigmoid":
+                        let alpha = a.float("alpha") ?? 0.2, beta = a.float("beta") ?? 0.5
+                        // The kernels' hard sigmoid is PyTorch's (α = 1/6, β = ½); other slopes run as a second pass.
+                        if abs(alpha - 1.0 / 6.0) < 1e-6 && beta == 0.5 { p.epilogue = .hardSigmoid }
+                        else { p.post = .hardSigmoid(alpha: alpha, beta: beta) }
+                    case "HardSwish": p.epilogue = .hardSwish
                     default: fused = false
                     }
                     if fused { removed.insert(j); output = a.outputs[0] }
