@@ -39,7 +39,7 @@ public final class MobileNetV2: ChainLayer {
     /// The inverted-residual block (torchvision's `InvertedResidual`): child `conv` =
     /// [1×1 expand conv-BN-ReLU6 (omitted when t = 1)] → 3×3 depthwise conv-BN-ReLU6 → 1×1 linear projection → BN.
     /// The input is added back when the stride is 1 and the channel count is unchanged.
-    public final class InvertedResidual: Layer {
+    public final class InvertedResidual: SkipConnectedBlock {
         public let conv: Sequential
         public let usesResidual: Bool
         public var isTraining = false
@@ -56,23 +56,8 @@ public final class MobileNetV2: ChainLayer {
             usesResidual = stride == 1 && inputChannels == outputChannels
         }
 
-        public var children: [(name: String, layer: any Layer)] { [("conv", conv)] }
-
-        public func forward(_ input: Tensor) -> Tensor {
-            let output = conv.forward(input)
-            return usesResidual ? output + input : output
-        }
-
-        public func backward(_ gradOutput: Tensor) -> Tensor {
-            let gradInput = conv.backward(gradOutput)
-            return usesResidual ? gradInput + gradOutput : gradInput
-        }
-
-        public func outputShape(for inputShape: [Int]) -> [Int] { conv.outputShape(for: inputShape) }
-
-        public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-            traceChain(children, inputShape, path: path, visit)
-        }
+        var body: Sequential { conv }
+        var bodyName: String { "conv" }
     }
 
     public let width: Double

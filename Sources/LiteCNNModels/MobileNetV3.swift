@@ -108,7 +108,7 @@ public final class MobileNetV3: ChainLayer {
     /// The bottleneck block (torchvision's `InvertedResidual`): child `block` = [1×1 expand conv-BN-act (omitted when
     /// expanded = input)] → k×k depthwise conv-BN-act → [squeeze-excitation, hard-sigmoid gate] → 1×1 conv-BN.
     /// The input is added back when the stride is 1 and the channel count is unchanged.
-    public final class InvertedResidual: Layer {
+    public final class InvertedResidual: SkipConnectedBlock {
         public let block: Sequential
         public let usesResidual: Bool
         public var isTraining = false
@@ -135,23 +135,8 @@ public final class MobileNetV3: ChainLayer {
             usesResidual = c.stride == 1 && c.inputChannels == c.outputChannels
         }
 
-        public var children: [(name: String, layer: any Layer)] { [("block", block)] }
-
-        public func forward(_ input: Tensor) -> Tensor {
-            let output = block.forward(input)
-            return usesResidual ? output + input : output
-        }
-
-        public func backward(_ gradOutput: Tensor) -> Tensor {
-            let gradInput = block.backward(gradOutput)
-            return usesResidual ? gradInput + gradOutput : gradInput
-        }
-
-        public func outputShape(for inputShape: [Int]) -> [Int] { block.outputShape(for: inputShape) }
-
-        public func trace(_ inputShape: [Int], path: String, _ visit: (LayerTrace) -> Void) -> [Int] {
-            traceChain(children, inputShape, path: path, visit)
-        }
+        var body: Sequential { block }
+        var bodyName: String { "block" }
     }
 
     public let variant: Variant
