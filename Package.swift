@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // LiteCNN — lightweight convolutional networks on the CPU: build, train, compress, run.
 //
-// No target uses `unsafeFlags`, so LiteCNN stays usable as a versioned dependency. The hot kernels live in the
+// No target passes unsafe compiler flags, so LiteCNN stays usable as a versioned dependency. The hot kernels live in the
 // C target `CLiteCNNKernels`, which compiles its AVX-512/AVX2 paths with per-function `target` attributes and picks
 // one at run time from CPUID: every build is fast on this CPU without `-march=native`. See docs/ARCHITECTURE.md.
 import PackageDescription
