@@ -41,8 +41,8 @@ final class SqueezeNetTests: XCTestCase {
     }
 
     func testParameterNamesAndShapesMatchTorchvision() {
-        ArchitectureChecks.assertStateDict(SqueezeNet(version: .v1_0), equals: Self.squeezenet1_0StateDict)
-        ArchitectureChecks.assertStateDict(SqueezeNet(version: .v1_1), equals: Self.squeezenet1_1StateDict)
+        ArchitectureChecks.assertStateDict(SqueezeNet(version: .v1_0), equals: "squeezenet1_0")
+        ArchitectureChecks.assertStateDict(SqueezeNet(version: .v1_1), equals: "squeezenet1_1")
         let bn = Set(SqueezeNet(version: .v1_1, bypass: .complex, batchNorm: true).namedParameters().map(\.name))
         for name in ["features.0.weight", "features.1.running_var", "features.4.squeeze_bn.weight",
                      "features.4.expand3x3_bn.running_mean", "features.4.bypass.weight", "features.4.bypass_bn.bias",
@@ -142,119 +142,4 @@ final class SqueezeNetTests: XCTestCase {
         XCTAssertEqual(v11.namedParameters().first { $0.name == "features.0.weight" }?.parameter.shape, [64, 1, 3, 3])
     }
 
-}
-
-// torchvision state_dict names and shapes, without num_batches_tracked, printed by
-// `[f"{k} {','.join(map(str, v.shape))}" for k, v in m.state_dict().items() if not k.endswith('num_batches_tracked')]`
-// for m = torchvision.models.squeezenet1_0() / squeezenet1_1().
-extension SqueezeNetTests {
-    static let squeezenet1_0StateDict = """
-        features.0.weight 96,3,7,7
-        features.0.bias 96
-        features.3.squeeze.weight 16,96,1,1
-        features.3.squeeze.bias 16
-        features.3.expand1x1.weight 64,16,1,1
-        features.3.expand1x1.bias 64
-        features.3.expand3x3.weight 64,16,3,3
-        features.3.expand3x3.bias 64
-        features.4.squeeze.weight 16,128,1,1
-        features.4.squeeze.bias 16
-        features.4.expand1x1.weight 64,16,1,1
-        features.4.expand1x1.bias 64
-        features.4.expand3x3.weight 64,16,3,3
-        features.4.expand3x3.bias 64
-        features.5.squeeze.weight 32,128,1,1
-        features.5.squeeze.bias 32
-        features.5.expand1x1.weight 128,32,1,1
-        features.5.expand1x1.bias 128
-        features.5.expand3x3.weight 128,32,3,3
-        features.5.expand3x3.bias 128
-        features.7.squeeze.weight 32,256,1,1
-        features.7.squeeze.bias 32
-        features.7.expand1x1.weight 128,32,1,1
-        features.7.expand1x1.bias 128
-        features.7.expand3x3.weight 128,32,3,3
-        features.7.expand3x3.bias 128
-        features.8.squeeze.weight 48,256,1,1
-        features.8.squeeze.bias 48
-        features.8.expand1x1.weight 192,48,1,1
-        features.8.expand1x1.bias 192
-        features.8.expand3x3.weight 192,48,3,3
-        features.8.expand3x3.bias 192
-        features.9.squeeze.weight 48,384,1,1
-        features.9.squeeze.bias 48
-        features.9.expand1x1.weight 192,48,1,1
-        features.9.expand1x1.bias 192
-        features.9.expand3x3.weight 192,48,3,3
-        features.9.expand3x3.bias 192
-        features.10.squeeze.weight 64,384,1,1
-        features.10.squeeze.bias 64
-        features.10.expand1x1.weight 256,64,1,1
-        features.10.expand1x1.bias 256
-        features.10.expand3x3.weight 256,64,3,3
-        features.10.expand3x3.bias 256
-        features.12.squeeze.weight 64,512,1,1
-        features.12.squeeze.bias 64
-        features.12.expand1x1.weight 256,64,1,1
-        features.12.expand1x1.bias 256
-        features.12.expand3x3.weight 256,64,3,3
-        features.12.expand3x3.bias 256
-        classifier.1.weight 1000,512,1,1
-        classifier.1.bias 1000
-        """
-
-    static let squeezenet1_1StateDict = """
-        features.0.weight 64,3,3,3
-        features.0.bias 64
-        features.3.squeeze.weight 16,64,1,1
-        features.3.squeeze.bias 16
-        features.3.expand1x1.weight 64,16,1,1
-        features.3.expand1x1.bias 64
-        features.3.expand3x3.weight 64,16,3,3
-        features.3.expand3x3.bias 64
-        features.4.squeeze.weight 16,128,1,1
-        features.4.squeeze.bias 16
-        features.4.expand1x1.weight 64,16,1,1
-        features.4.expand1x1.bias 64
-        features.4.expand3x3.weight 64,16,3,3
-        features.4.expand3x3.bias 64
-        features.6.squeeze.weight 32,128,1,1
-        features.6.squeeze.bias 32
-        features.6.expand1x1.weight 128,32,1,1
-        features.6.expand1x1.bias 128
-        features.6.expand3x3.weight 128,32,3,3
-        features.6.expand3x3.bias 128
-        features.7.squeeze.weight 32,256,1,1
-        features.7.squeeze.bias 32
-        features.7.expand1x1.weight 128,32,1,1
-        features.7.expand1x1.bias 128
-        features.7.expand3x3.weight 128,32,3,3
-        features.7.expand3x3.bias 128
-        features.9.squeeze.weight 48,256,1,1
-        features.9.squeeze.bias 48
-        features.9.expand1x1.weight 192,48,1,1
-        features.9.expand1x1.bias 192
-        features.9.expand3x3.weight 192,48,3,3
-        features.9.expand3x3.bias 192
-        features.10.squeeze.weight 48,384,1,1
-        features.10.squeeze.bias 48
-        features.10.expand1x1.weight 192,48,1,1
-        features.10.expand1x1.bias 192
-        features.10.expand3x3.weight 192,48,3,3
-        features.10.expand3x3.bias 192
-        features.11.squeeze.weight 64,384,1,1
-        features.11.squeeze.bias 64
-        features.11.expand1x1.weight 256,64,1,1
-        features.11.expand1x1.bias 256
-        features.11.expand3x3.weight 256,64,3,3
-        features.11.expand3x3.bias 256
-        features.12.squeeze.weight 64,512,1,1
-        features.12.squeeze.bias 64
-        features.12.expand1x1.weight 256,64,1,1
-        features.12.expand1x1.bias 256
-        features.12.expand3x3.weight 256,64,3,3
-        features.12.expand3x3.bias 256
-        classifier.1.weight 1000,512,1,1
-        classifier.1.bias 1000
-        """
 }
