@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "LiteCNNGraph", targets: ["LiteCNNGraph"]),
         .library(name: "LiteCNNONNX", targets: ["LiteCNNONNX"]),
         .library(name: "LiteCNNRuntime", targets: ["LiteCNNRuntime"]),
+        .library(name: "LiteCNNData", targets: ["LiteCNNData"]),
+        .library(name: "LiteCNNTraining", targets: ["LiteCNNTraining"]),
         // MARK: Command-line tool
         .executable(name: "litecnn", targets: ["LiteCNNCLI"]),
     ],
@@ -42,9 +44,16 @@ let package = Package(
         .target(name: "LiteCNNONNX", dependencies: ["LiteCNNGraph", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // MARK: Inference runtime (level 4): compile a graph once, run it many times
         .target(name: "LiteCNNRuntime", dependencies: ["LiteCNNGraph", "LiteCNNTensor"]),
+        // MARK: Data sets (level 3): readers, the built-in procedural set, augmentation, the loader
+        // PNG and JPEG are decoded by the system's libpng and libjpeg(-turbo) (Debian: libpng-dev, libjpeg-dev).
+        .systemLibrary(name: "CImageCodecs", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev", "libjpeg-dev"]), .brew(["libpng", "jpeg-turbo"])]),
+        .target(name: "LiteCNNData", dependencies: ["LiteCNNTensor", "LiteCNNIO", "CImageCodecs"]),
+        // MARK: Training (level 4): optimizers, schedules, losses, the loop, checkpoints
+        .target(name: "LiteCNNTraining", dependencies: ["LiteCNNLayers", "LiteCNNModels", "LiteCNNIO", "LiteCNNData"]),
         // MARK: Umbrella
         .target(name: "LiteCNN", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNModels", "LiteCNNIO",
-                                                "LiteCNNONNX", "LiteCNNRuntime"]),
+                                                "LiteCNNONNX", "LiteCNNRuntime", "LiteCNNData", "LiteCNNTraining"]),
         // MARK: CLI
         .executableTarget(
             name: "LiteCNNCLI",
@@ -58,5 +67,7 @@ let package = Package(
         .testTarget(name: "LiteCNNIOTests", dependencies: ["LiteCNNIO", "_TestSupport"]),
         .testTarget(name: "LiteCNNONNXTests", dependencies: ["LiteCNN", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LiteCNNRuntimeTests", dependencies: ["LiteCNN", "_TestSupport"]),
+        .testTarget(name: "LiteCNNDataTests", dependencies: ["LiteCNNData", "_TestSupport"]),
+        .testTarget(name: "LiteCNNTrainingTests", dependencies: ["LiteCNNTraining", "_TestSupport"], exclude: ["Fixtures"]),
     ]
 )

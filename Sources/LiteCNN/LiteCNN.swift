@@ -6,3 +6,5 @@
 @_exported import LiteCNNIO
 @_exported import LiteCNNONNX
 @_exported import LiteCNNRuntime
+@_exported import LiteCNNData
+@_exported import LiteCNNTraining

@@ -16,6 +16,7 @@ struct LiteCNNCommand: ParsableCommand {
           litecnn weights squeezenet1_1 --out sq.safetensors --seed 1
           litecnn weights --inspect sq.safetensors  # tensors and metadata
         """,
-        subcommands: [ZooCommand.self, SummaryCommand.self, WeightsCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
+        subcommands: [DemoCommand.self, ZooCommand.self, SummaryCommand.self, WeightsCommand.self, DataCommand.self, TrainCommand.self,
+                      EvalCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
     )
 }

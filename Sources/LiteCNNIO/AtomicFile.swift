@@ -10,7 +10,7 @@ import Darwin
 /// Writes `bytes` to `url` atomically: a temporary file in the same directory is written in full, then renamed over
 /// the target. Readers see either the old file or the new one, never a half-written one; on any failure the
 /// temporary file is removed and nothing is left behind.
-func writeFileAtomically(_ bytes: [UInt8], to url: URL) throws {
+public func writeFileAtomically(_ bytes: [UInt8], to url: URL) throws {
     let target = url.standardizedFileURL
     let directory = target.deletingLastPathComponent()
     var isDirectory: ObjCBool = false
