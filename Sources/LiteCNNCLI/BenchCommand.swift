@@ -16,7 +16,8 @@ struct BenchCommand: ParsableCommand {
         Sequence: load MODEL (parse the ONNX file, or build and export a zoo model), plan it for \
         [batch, C, H, W] (fusions, packed weights, memory plan), run once — the time until that first output is \
         first_inference_ms — then --warmup untimed runs and --runs timed runs on the same seeded random input. \
-        Latency is per batch: median and 90th percentile (nearest rank) in milliseconds; images/s = \
+        load_ms (= parse_ms + compile_ms + plan_ms: reading the file, \
+folding and fusing, packing weights and planning memory) ends where the first run starts. Latency is per batch: median and 90th percentile (nearest rank) in milliseconds; images/s = \
         batch × 1000 / median. peak_activation_bytes is the engine's planned activation memory; peak_rss_bytes is \
         the process's peak resident memory (VmHWM on Linux, ru_maxrss elsewhere), weights and code included.
 
@@ -41,6 +42,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Untimed runs after the first inference.", valueName: "w"))
     var warmup: Int = 5
 
+    @Flag(help: "Also time every step of the plan and print where the time goes: totals per operator kind and the slowest steps (in --json: \"profile\").")
+    var profile = false
+
     @Flag(help: "Print JSON: {model, threads, batch, resolution, runs, warmup, first_inference_ms, load_ms, median_ms, p90_ms, min_ms, mean_ms, images_per_s, peak_activation_bytes, peak_rss_bytes}.")
     var json = false
 
@@ -61,6 +65,9 @@ struct BenchCommand: ParsableCommand {
         var runs: Int
         var warmup: Int
         var loadMS: Double
+        var parseMS: Double
+        var compileMS: Double
+        var planMS: Double
         var firstInferenceMS: Double
         var medianMS: Double
         var p90MS: Double
@@ -69,10 +76,12 @@ struct BenchCommand: ParsableCommand {
         var imagesPerS: Double
         var peakActivationBytes: Int
         var peakRSSBytes: Int?
+        var profile: [InferenceEngine.StepTime]?
 
         enum CodingKeys: String, CodingKey {
-            case model, threads, batch, runs, warmup
+            case model, threads, batch, runs, warmup, profile
             case inputShape = "input_shape", loadMS = "load_ms", firstInferenceMS = "first_inference_ms"
+            case parseMS = "parse_ms", compileMS = "compile_ms", planMS = "plan_ms"
             case medianMS = "median_ms", p90MS = "p90_ms", minMS = "min_ms", meanMS = "mean_ms"
             case imagesPerS = "images_per_s", peakActivationBytes = "peak_activation_bytes", peakRSSBytes = "peak_rss_bytes"
         }
@@ -93,8 +102,11 @@ struct BenchCommand: ParsableCommand {
         let shape = [batch] + loaded.imageShape
         progress.update("planning \(loaded.label) for \(shape)")
         let engine: InferenceEngine
+        let parsed = monotonicSeconds()
+        var compiled = parsed
         do {
             engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads))
+            compiled = monotonicSeconds()
             try engine.prepare(inputShape: shape)
         } catch {
             throw CommandError("\(loaded.label): cannot plan the graph for input \(shape): \(error)")
@@ -119,6 +131,7 @@ struct BenchCommand: ParsableCommand {
             progress.update("run \(i + 1)/\(runs): \(String(format: "%.2f", times.last!)) ms")
         }
         progress.finish()
+        let steps = profile ? try engine.profile(input, runs: runs) : nil
 
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
@@ -126,10 +139,11 @@ struct BenchCommand: ParsableCommand {
         let p90 = sorted[min(sorted.count - 1, Int((0.9 * Double(sorted.count)).rounded(.up)) - 1)]
         let report = Report(
             model: loaded.label, threads: effectiveThreads, batch: batch, inputShape: shape, runs: runs, warmup: warmup,
-            loadMS: (planned - start) * 1000, firstInferenceMS: (first - start) * 1000,
+            loadMS: (planned - start) * 1000, parseMS: (parsed - start) * 1000, compileMS: (compiled - parsed) * 1000,
+            planMS: (planned - compiled) * 1000, firstInferenceMS: (first - start) * 1000,
             medianMS: median, p90MS: p90, minMS: sorted[0], meanMS: times.reduce(0, +) / Double(times.count),
             imagesPerS: Double(batch) * 1000 / median, peakActivationBytes: engine.peakActivationBytes,
-            peakRSSBytes: peakResidentBytes())
+            peakRSSBytes: peakResidentBytes(), profile: steps)
         if json {
             print(try encodeJSON(report))
             return
@@ -139,7 +153,7 @@ struct BenchCommand: ParsableCommand {
             ["model", report.model],
             ["input", ModelSummary.shapeText(shape) + " NCHW"],
             ["threads", String(report.threads)],
-            ["load + plan", ms(report.loadMS)],
+            ["load + plan", ms(report.loadMS) + " (read \(ms(report.parseMS)), compile \(ms(report.compileMS)), plan \(ms(report.planMS)))"],
             ["first inference", ms(report.firstInferenceMS) + " (from start)"],
             ["median", ms(report.medianMS) + " (\(runs) runs after \(warmup) warm-up)"],
             ["p90", ms(report.p90MS)],
@@ -149,6 +163,24 @@ struct BenchCommand: ParsableCommand {
             ["peak RSS", report.peakRSSBytes.map { ModelSummary.megabytes($0) + " MB" } ?? "unknown"],
         ]
         print(renderTable(header: ["Measure", "Value"], rows: rows, rightAligned: []))
+        if let steps { Self.printProfile(steps) }
+    }
+
+    /// Per-operator totals, then the ten slowest steps.
+    static func printProfile(_ steps: [InferenceEngine.StepTime]) {
+        let total = steps.reduce(0) { $0 + $1.milliseconds }
+        var byOp: [String: (ms: Double, count: Int)] = [:]
+        for s in steps { byOp[s.op, default: (0, 0)].ms += s.milliseconds; byOp[s.op, default: (0, 0)].count += 1 }
+        let share = { (ms: Double) in String(format: "%.1f%%", 100 * ms / max(total, 1e-9)) }
+        let opRows = byOp.sorted { $0.value.ms > $1.value.ms }.map { op, v in
+            [op, String(v.count), String(format: "%.3f", v.ms), share(v.ms)]
+        }
+        print("\nProfile (median per step over the timed runs; sum \(String(format: "%.2f", total)) ms)")
+        print(renderTable(header: ["Operator", "Steps", "ms", "Share"], rows: opRows, rightAligned: [1, 2, 3]))
+        let slowest = steps.sorted { $0.milliseconds > $1.milliseconds }.prefix(10).map {
+            [String($0.index), $0.op, $0.node, String(format: "%.3f", $0.milliseconds), share($0.milliseconds)]
+        }
+        print(renderTable(header: ["Step", "Operator", "Node", "ms", "Share"], rows: Array(slowest), rightAligned: [0, 3, 4]))
     }
 
     /// A deterministic NCHW input: values uniform in [-1, 1) from a fixed-seed generator.

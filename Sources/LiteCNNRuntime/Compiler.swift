@@ -95,6 +95,17 @@ struct CompiledNode {
     var conv: ConvParams?
     /// Standalone BatchNormalization as `x·scale + shift` per channel.
     var affine: (scale: [Float], shift: [Float])?
+    /// Gemm with constant weights as a packed 1×1 convolution over `[M, K]` rows.
+    var dense: ConvParams?
+}
+
+/// Gemm's bias `beta·C` when C is absent (an empty array means none) or a constant vector; nil when C is computed at run
+/// time or has a 2-D shape other than `[1, N]` (the general path handles those).
+func gemmBias(_ node: Node, constants: [String: ConstValue]) -> [Float]?? {
+    let beta = node.float("beta") ?? 1
+    guard node.inputs.count > 2, !node.inputs[2].isEmpty, beta != 0 else { return .some(nil) }
+    guard let c = constants[node.inputs[2]], c.shape.count <= 1 || (c.shape.count == 2 && c.shape[0] == 1) else { return nil }
+    return .some(c.floats.map { $0 * beta })
 }
 
 /// The graph after validation, constant folding, BatchNorm folding and activation fusion.
@@ -195,6 +206,9 @@ enum GraphCompiler {
                                      outputNames: graph.outputs.map(\.name), nodes: [], constants: constants,
                                      consumers: [:], consumerNodes: [:])
         compiled.nodes = try fuse(nodes, graphOutputs: Set(compiled.outputNames), constants: constants, opset: opset)
+        // Weights now live (folded) in the convolutions: keep only the constants something still reads.
+        let read = Set(compiled.nodes.flatMap(\.node.inputs)).union(compiled.outputNames)
+        compiled.constants = constants.filter { read.contains($0.key) }
         for (i, cn) in compiled.nodes.enumerated() {
             for name in cn.node.inputs where !name.isEmpty {
                 compiled.consumers[name, default: 0] += 1
@@ -278,6 +292,41 @@ enum GraphCompiler {
             return (lo, hi)
         }
         var removed = Set<Int>()
+        /// Fuses the activation that alone reads `output` into `p`'s epilogue (or its post pass), and SiLU written as
+        /// `Mul(x, Sigmoid(x))` (EfficientNet's export); advances `output` past what was fused.
+        func fuseActivation(into p: ConvParams, output: inout String) {
+            if !graphOutputs.contains(output), let readers = consumers[output], readers.count == 2 {
+                let sig = nodes[readers[0]].opType == "Sigmoid" ? readers[0] : readers[1]
+                let mul = sig == readers[0] ? readers[1] : readers[0]
+                let s = nodes[sig], m = nodes[mul]
+                if s.opType == "Sigmoid", m.opType == "Mul", s.inputs.first == output, soleConsumer(s.outputs[0]) == mul,
+                   m.inputs.count == 2, Set(m.inputs) == [output, s.outputs[0]] {
+                    p.epilogue = .silu
+                    removed.formUnion([sig, mul])
+                    output = m.outputs[0]
+                    return
+                }
+            }
+            guard let j = soleConsumer(output), nodes[j].inputs.first == output else { return }
+            let a = nodes[j]
+            var fused = true
+            switch a.opType {
+            case "Relu": p.epilogue = .relu
+            case "Clip":
+                if let (lo, hi) = clipBounds(a) {
+                    if lo == 0 && hi == 6 { p.epilogue = .relu6 } else if lo == 0 && hi >= .greatestFiniteMagnitude { p.epilogue = .relu } else { p.post = .clip(lo, hi) }
+                } else { fused = false }
+            case "Sigmoid": p.epilogue = .sigmoid
+            case "HardSigmoid":
+                let alpha = a.float("alpha") ?? 0.2, beta = a.float("beta") ?? 0.5
+                // The kernels' hard sigmoid is PyTorch's (α = 1/6, β = ½); other slopes run as a second pass.
+                if abs(alpha - 1.0 / 6.0) < 1e-6 && beta == 0.5 { p.epilogue = .hardSigmoid }
+                else { p.post = .hardSigmoid(alpha: alpha, beta: beta) }
+            case "HardSwish": p.epilogue = .hardSwish
+            default: fused = false
+            }
+            if fused { removed.insert(j); output = a.outputs[0] }
+        }
         var out: [CompiledNode] = []
         for (i, node) in nodes.enumerated() where !removed.contains(i) {
             var cn = CompiledNode(node: node)
@@ -317,30 +366,29 @@ enum GraphCompiler {
                                    kernelW: kw, groups: groups, strides: node.ints("strides") ?? [1, 1],
                                    dilations: node.ints("dilations") ?? [1, 1], pads: node.ints("pads") ?? [0, 0, 0, 0],
                                    autoPad: node.string("auto_pad") ?? "NOTSET")
-                // Activation fusion.
-                if let j = soleConsumer(output), nodes[j].inputs.first == output {
-                    let a = nodes[j]
-                    var fused = true
-                    switch a.opType {
-                    case "Relu": p.epilogue = .relu
-                    case "Clip":
-                        if let (lo, hi) = clipBounds(a) {
-                            if lo == 0 && hi == 6 { p.epilogue = .relu6 } else if lo == 0 && hi >= .greatestFiniteMagnitude { p.epilogue = .relu } else { p.post = .clip(lo, hi) }
-                        } else { fused = false }
-                    case "Sigmoid": p.epilogue = .sigmoid
-                    case "HardSigmoid":
-                        let alpha = a.float("alpha") ?? 0.2, beta = a.float("beta") ?? 0.5
-                        // The kernels' hard sigmoid is PyTorch's (α = 1/6, β = ½); other slopes run as a second pass.
-                        if abs(alpha - 1.0 / 6.0) < 1e-6 && beta == 0.5 { p.epilogue = .hardSigmoid }
-                        else { p.post = .hardSigmoid(alpha: alpha, beta: beta) }
-                    case "HardSwish": p.epilogue = .hardSwish
-                    default: fused = false
-                    }
-                    if fused { removed.insert(j); output = a.outputs[0] }
-                }
+                fuseActivation(into: p, output: &output)
                 cn.node.outputs = [output]
                 cn.node.inputs = [node.inputs[0]]
                 cn.conv = p
+            } else if node.opType == "Gemm", (node.int("transA") ?? 0) == 0, node.inputs.count >= 2,
+                      let b = constants[node.inputs[1]], b.shape.count == 2, let bias = gemmBias(node, constants: constants) {
+                // Gemm with constant weights (a classifier): a 1×1 convolution over [M, K, 1, 1], packed once.
+                let transB = (node.int("transB") ?? 0) != 0, alpha = node.float("alpha") ?? 1
+                let k = transB ? b.shape[1] : b.shape[0], n = transB ? b.shape[0] : b.shape[1]
+                guard bias.map({ $0.count == n || $0.count == 1 }) ?? true else {
+                    throw GraphError("C has \(bias!.count) values for \(n) outputs", at: node, opset: opset)
+                }
+                let source = b.floats
+                var weight = [Float](repeating: 0, count: n * k)
+                for o in 0..<n { for i in 0..<k { weight[o * k + i] = alpha * (transB ? source[o * k + i] : source[i * n + o]) } }
+                let p = ConvParams(weight: weight, bias: bias.map { $0.count == n ? $0 : [Float](repeating: $0[0], count: n) },
+                                   outputChannels: n, inputChannelsPerGroup: k, kernelH: 1, kernelW: 1, groups: 1,
+                                   strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], autoPad: "NOTSET")
+                var output = node.outputs[0]
+                fuseActivation(into: p, output: &output)
+                cn.node.outputs = [output]
+                cn.node.inputs = [node.inputs[0]]
+                cn.dense = p
             } else if node.opType == "BatchNormalization" {
                 guard let affine = try bnAffine(node) else {
                     throw GraphError("scale, B, mean and var must be constants", at: node, opset: opset)

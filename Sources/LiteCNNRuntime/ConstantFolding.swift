@@ -3,29 +3,44 @@ import LiteCNNTensor
 
 /// A constant during shape arithmetic and folding: logical (ONNX) row-major values, ints kept exact in `Double`.
 struct ConstValue: Equatable {
-    var data: [Double]
+    /// Integer constants and values made by folding.
+    private var doubles: [Double]?
+    /// Float tensors from the graph, kept as given: the storage is shared with the graph's tensor, not copied.
+    private var floatValues: [Float]?
     var shape: [Int]
     var isInt: Bool
 
     init(data: [Double], shape: [Int], isInt: Bool) {
-        self.data = data
+        self.doubles = data
         self.shape = shape
         self.isInt = isInt
     }
 
+    private init(floats: [Float], shape: [Int]) {
+        self.floatValues = floats
+        self.shape = shape
+        self.isInt = false
+    }
+
     init(_ c: Constant) {
         switch c {
-        case let .float(t): self.init(data: t.scalars.map(Double.init), shape: t.shape, isInt: false)
+        case let .float(t): self.init(floats: t.scalars, shape: t.shape)
         case let .int(v, shape): self.init(data: v.map(Double.init), shape: shape, isInt: true)
         }
     }
 
+    /// The values as doubles (converted on each call for float tensors: use `floats` for weights).
+    var data: [Double] { doubles ?? floatValues!.map(Double.init) }
     var ints: [Int] { data.map { Int($0) } }
-    var floats: [Float] { data.map { Float($0) } }
-    var count: Int { data.count }
+    var floats: [Float] { floatValues ?? doubles!.map { Float($0) } }
+    var count: Int { doubles?.count ?? floatValues!.count }
 
     var constant: Constant {
         isInt ? .int(ints, shape: shape) : .float(Tensor(shape: shape, scalars: floats, layout: shape.count == 4 ? .nchw : .plain))
+    }
+
+    static func == (a: ConstValue, b: ConstValue) -> Bool {
+        a.shape == b.shape && a.isInt == b.isInt && a.data == b.data
     }
 }
 

@@ -95,7 +95,6 @@ enum UnaryKind: Equatable {
     case copy
 }
 
-@inline(__always) func sigmoidf(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
 
 /// Applies `kind` to `count` floats (`dst` may equal `src`).
 func applyUnary(_ kind: UnaryKind, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, count: Int) {
@@ -107,9 +106,9 @@ func applyUnary(_ kind: UnaryKind, src: UnsafePointer<Float>, dst: UnsafeMutable
         if UnsafePointer(dst) != src { run { r in (dst + r.lowerBound).update(from: src + r.lowerBound, count: r.count) } }
     case .relu: run { r in for i in r { dst[i] = max(src[i], 0) } }
     case let .clip(lo, hi): run { r in for i in r { dst[i] = min(max(src[i], lo), hi) } }
-    case .sigmoid: run { r in for i in r { dst[i] = sigmoidf(src[i]) } }
+    case .sigmoid: Kernels.activate(.sigmoid, src: src, dst: dst, count: count)
     case let .hardSigmoid(a, b): run { r in for i in r { dst[i] = min(max(a * src[i] + b, 0), 1) } }
-    case .hardSwish: run { r in for i in r { let x = src[i]; dst[i] = x * min(max(x / 6 + 0.5, 0), 1) } }
+    case .hardSwish: Kernels.activate(.hardSwish, src: src, dst: dst, count: count)
     }
 }
 

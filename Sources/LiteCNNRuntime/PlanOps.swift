@@ -31,7 +31,7 @@ extension PlanBuilder {
             }
         }
         if node.opType == "Shape" || node.opType == "Size" || (!present.isEmpty && inputConsts.allSatisfy({ $0 != nil || false }) && present.allSatisfy({ constant($0) != nil })) {
-            if cn.conv == nil, cn.affine == nil,
+            if cn.conv == nil, cn.affine == nil, cn.dense == nil,
                let outs = try foldConstant(node, inputs: inputConsts, inputShapes: inputShapes, opset: opset) {
                 for (o, v) in zip(node.outputs, outs) { values[o] = .constant(v) }
                 return
@@ -39,6 +39,7 @@ extension PlanBuilder {
         }
         if let conv = cn.conv { return try planConv(conv) }
         if let affine = cn.affine { return try planAffine(affine) }
+        if let dense = cn.dense { return try planDense(dense) }
         switch node.opType {
         case "Relu": try planUnary(.relu)
         case "Sigmoid": try planUnary(.sigmoid)
@@ -101,7 +102,7 @@ extension PlanBuilder {
         if WinogradConvolution.isProfitable(g) {
             // Dense 3×3 stride 1 with enough tiles and channels: F(4×4, 3×3), bias and activation in the output transform.
             let winograd = p.winograd(for: g)
-            emit(reads: [src], writes: [dst]) {
+            emit(reads: [src], writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth) Winograd") {
                 winograd.forward(input: f[src], output: f[dst], batch: n, height: h, width: w)
                 if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
             }
@@ -109,7 +110,25 @@ extension PlanBuilder {
             return
         }
         let packed = p.packed(for: g)
-        emit(reads: [src], writes: [dst]) {
+        let kind = g.isDepthwise ? "depthwise" : g.groups > 1 ? "grouped" : "dense"
+        emit(reads: [src], writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth)/\(g.strideH) \(kind)") {
+            packed.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
+            if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
+        }
+        set(node.outputs[0], out)
+    }
+
+    /// Gemm with packed constant weights: `[M, K]` rows as M pixels of a 1×1 convolution.
+    func planDense(_ p: ConvParams) throws {
+        let a = toPlain(try activation(node.inputs[0]))
+        guard a.shape.count == 2, a.shape[1] == p.inputChannelsPerGroup else {
+            throw err("A \(a.shape) does not have the \(p.inputChannelsPerGroup) columns B needs")
+        }
+        let g = p.geometry(batch: a.shape[0], h: 1, w: 1)
+        let out = newActivation([a.shape[0], p.outputChannels], nhwc: false)
+        let packed = p.packed(for: g)
+        let f = plan.frame, (src, dst) = (a.slot, out.slot), epilogue = p.epilogue, post = p.post, count = out.count
+        emit(reads: [src], writes: [dst], label: "Gemm packed") {
             packed.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
             if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
         }
@@ -147,6 +166,18 @@ extension PlanBuilder {
         guard let shape = broadcastShapes(a.shape, b.shape) else { throw err("shapes \(a.shape) and \(b.shape) do not broadcast") }
         let nhwc = shape.count == 4 && ((a.nhwc && a.shape.count == 4) || (b.nhwc && b.shape.count == 4))
         let out = newActivation(shape, nhwc: nhwc)
+        if kind == .mul, nhwc {
+            // Squeeze-and-excitation: an NHWC map times a per-image channel gate [N, C, 1, 1].
+            for (x, gate) in [(a, b), (b, a)] where x.nhwc && x.shape == shape && gate.shape == [shape[0], shape[1], 1, 1] {
+                let f = plan.frame, (ix, ig, io) = (x.slot, gate.slot, out.slot)
+                let (n, c, positions) = (shape[0], shape[1], shape[2] * shape[3])
+                emit(reads: [ix, ig], writes: [io], label: "Mul channel gate") {
+                    Kernels.scaleChannels(input: f[ix], scale: f[ig], output: f[io], batch: n, positions: positions, channels: c)
+                }
+                set(node.outputs[0], out)
+                return
+            }
+        }
         let perm = out.perm
         let sa = broadcastStrides(a.shape, strides: a.logicalStrides, rank: shape.count)
         let sb = broadcastStrides(b.shape, strides: b.logicalStrides, rank: shape.count)

@@ -40,6 +40,8 @@ final class Frame: @unchecked Sendable {
 final class Plan: @unchecked Sendable {
     let frame = Frame()
     var steps: [() -> Void] = []
+    /// For each step, the operator and node it came from (`"Conv /features/0/Conv"`; layout copies say so).
+    var stepLabels: [(op: String, node: String)] = []
     var arena: UnsafeMutablePointer<Float>?
     var constantStorage: [UnsafeMutablePointer<Float>] = []
     var input: Activation!
@@ -83,8 +85,9 @@ final class PlanBuilder {
     func root(_ s: Int) -> Int { var r = s; while let a = slots[r].alias { r = a }; return r }
 
     /// Appends a step; `reads`/`writes` fix the buffers' lifetimes.
-    func emit(reads: [Int], writes: [Int], _ body: @escaping () -> Void) {
+    func emit(reads: [Int], writes: [Int], label: String? = nil, _ body: @escaping () -> Void) {
         let index = plan.steps.count
+        plan.stepLabels.append((op: label ?? node?.opType ?? "Output", node: node?.name ?? ""))
         for s in reads { let r = root(s); slots[r].lastUse = max(slots[r].lastUse, index) }
         for s in writes { let r = root(s); slots[r].def = min(slots[r].def, index) }
         plan.steps.append(body)
@@ -93,7 +96,7 @@ final class PlanBuilder {
     func constantSlot(_ v: ConstValue, key: String) -> Int {
         if let s = constantSlots[key] { return s }
         let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, v.count))
-        for i in 0..<v.count { p[i] = Float(v.data[i]) }
+        if v.count > 0 { v.floats.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: v.count) } }
         plan.constantStorage.append(p)
         slots.append(Slot(count: v.count, constant: p))
         constantSlots[key] = slots.count - 1
@@ -141,7 +144,9 @@ final class PlanBuilder {
         let out = newActivation(a.shape, nhwc: false)
         let f = plan.frame, (src, dst) = (a.slot, out.slot)
         let dims = a.shape, ss = a.logicalStrides, ds = contiguousStrides(a.shape)
-        emit(reads: [src], writes: [dst]) { stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds) }
+        emit(reads: [src], writes: [dst], label: "NHWC→NCHW") {
+            stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds)
+        }
         plainCache[a.slot] = out
         return out
     }
@@ -155,7 +160,9 @@ final class PlanBuilder {
         let f = plan.frame, (src, dst) = (a.slot, out.slot)
         let ls = contiguousStrides(a.shape)
         let dims = out.physicalShape, ss = [ls[0], ls[2], ls[3], ls[1]], ds = contiguousStrides(dims)
-        emit(reads: [src], writes: [dst]) { stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds) }
+        emit(reads: [src], writes: [dst], label: "NCHW→NHWC") {
+            stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds)
+        }
         nhwcCache[a.slot] = out
         return out
     }

@@ -153,6 +153,15 @@ void lcnn_avgpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *
 /// Global average pooling: `[images, hw, channels]` → `[images, channels]`.
 void lcnn_global_avgpool_nhwc(const float *input, int64_t images, int64_t hw, int64_t channels, float *output);
 
+// MARK: - Elementwise
+
+/// `dst[i] = act(src[i])` for `i < count` with an `LCNN_ACT_*` activation (`dst` may be `src`).
+void lcnn_activation(const float *src, float *dst, int64_t count, int act);
+
+/// Squeeze-and-excitation scaling of one image: `out[p·channels + c] = x[p·channels + c] · scale[c]` for
+/// `p < positions` (NHWC rows; `out` may be `x`).
+void lcnn_scale_channels(const float *x, const float *scale, float *out, int64_t positions, int64_t channels);
+
 #ifdef __cplusplus
 }
 #endif

@@ -122,6 +122,35 @@ public enum Kernels {
     /// The instruction-set level the kernels dispatch to: 0 portable C, 1 AVX2+FMA, 2 AVX-512.
     public static var instructionSetLevel: Int { Int(lcnn_isa_level()) }
 
+    /// `dst[i] = activation(src[i])` for `i < count`, vectorized (`dst` may equal `src`); split over the pool above
+    /// 64 K elements.
+    public static func activate(_ activation: FusedActivation, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
+                                count: Int) {
+        let act = activation.rawValue
+        if count < 65_536 {
+            lcnn_activation(src, dst, Int64(count), act)
+            return
+        }
+        WorkerPool.shared.parallelRanges(count, minimumChunk: 16_384) { r in
+            lcnn_activation(src + r.lowerBound, dst + r.lowerBound, Int64(r.count), act)
+        }
+    }
+
+    /// Squeeze-and-excitation scaling on NHWC: `output[n, p, c] = input[n, p, c] · scale[n, c]` for `batch` images of
+    /// `positions` pixels (`output` may equal `input`).
+    public static func scaleChannels(input: UnsafePointer<Float>, scale: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                     batch: Int, positions: Int, channels: Int) {
+        let rowsPerChunk = max(1, 16_384 / max(1, channels))
+        let chunksPerImage = (positions + rowsPerChunk - 1) / rowsPerChunk
+        WorkerPool.shared.parallelRanges(batch * chunksPerImage, minimumChunk: 2) { r in
+            for t in r {
+                let n = t / chunksPerImage, p0 = (t % chunksPerImage) * rowsPerChunk
+                let rows = min(rowsPerChunk, positions - p0), offset = (n * positions + p0) * channels
+                lcnn_scale_channels(input + offset, scale + n * channels, output + offset, Int64(rows), Int64(channels))
+            }
+        }
+    }
+
     /// Caps the instruction-set level (to exercise the fallbacks); returns the level now in force.
     @discardableResult
     public static func limitInstructionSet(to level: Int) -> Int { Int(lcnn_set_isa_level(Int32(level))) }
