@@ -16,8 +16,9 @@ struct BenchCommand: ParsableCommand {
         Sequence: load MODEL (parse the ONNX file, or build and export a zoo model), plan it for \
         [batch, C, H, W] (fusions, packed weights, memory plan), run once — the time until that first output is \
         first_inference_ms — then --warmup untimed runs and --runs timed runs on the same seeded random input. \
-        load_ms (= parse_ms + compile_ms + plan_ms: reading the file, \
-folding and fusing, packing weights and planning memory) ends where the first run starts. Latency is per batch: median and 90th percentile (nearest rank) in milliseconds; images/s = \
+        load_ms (= parse_ms + compile_ms + plan_ms: reading the file; folding and fusing; packing weights and \
+        planning memory) ends where the first run starts. Latency is per batch: median and 90th percentile \
+        (nearest rank) in milliseconds; images/s = \
         batch × 1000 / median. peak_activation_bytes is the engine's planned activation memory; peak_rss_bytes is \
         the process's peak resident memory (VmHWM on Linux, ru_maxrss elsewhere), weights and code included.
 

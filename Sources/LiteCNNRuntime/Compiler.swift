@@ -13,6 +13,8 @@ final class ConvParams: @unchecked Sendable {
     let autoPad: String
     var epilogue: FusedActivation = .none
     var post: UnaryKind?
+    /// The node's second input is added to the output before `epilogue` (a fused residual connection).
+    var hasResidual = false
     private var packed: [[Int]: PackedConvolution] = [:]
     private var winograd: [[Int]: WinogradConvolution] = [:]
     private let lock = NSLock()
@@ -62,7 +64,8 @@ final class ConvParams: @unchecked Sendable {
             let make = { (b: UnsafePointer<Float>?) in
                 WinogradConvolution(weights: w.baseAddress!, bias: b, inputChannels: g.inputChannels,
                                     outputChannels: g.outputChannels, padTop: g.padTop, padLeft: g.padLeft,
-                                    padBottom: g.padBottom, padRight: g.padRight, activation: self.epilogue)
+                                    padBottom: g.padBottom, padRight: g.padRight,
+                                    activation: self.hasResidual ? .none : self.epilogue)
             }
             if let bias { return bias.withUnsafeBufferPointer { make($0.baseAddress!) } }
             return make(nil)
@@ -327,8 +330,14 @@ enum GraphCompiler {
             }
             if fused { removed.insert(j); output = a.outputs[0] }
         }
+        var producer: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
+        /// Convolutions whose residual Add comes later, keyed by the Add's index: they run where the Add was.
+        var deferred: [Int: CompiledNode] = [:]
         var out: [CompiledNode] = []
-        for (i, node) in nodes.enumerated() where !removed.contains(i) {
+        for (i, node) in nodes.enumerated() {
+            if let d = deferred.removeValue(forKey: i) { out.append(d) }
+            if removed.contains(i) { continue }
             var cn = CompiledNode(node: node)
             if node.opType == "Conv" {
                 guard node.inputs.count >= 2, let w = constants[node.inputs[1]], w.shape.count == 4 else {
@@ -366,10 +375,29 @@ enum GraphCompiler {
                                    kernelW: kw, groups: groups, strides: node.ints("strides") ?? [1, 1],
                                    dilations: node.ints("dilations") ?? [1, 1], pads: node.ints("pads") ?? [0, 0, 0, 0],
                                    autoPad: node.string("auto_pad") ?? "NOTSET")
+                // Residual connection: Conv → Add(conv, skip) with the skip computed at run time; the add (and the
+                // activation after it) run in the convolution's epilogue. The fused step runs at the Add's place, where
+                // the skip exists (PyTorch exports ResNet's downsample branch after the main branch).
+                var residual: String?
+                var runAt: Int?
+                if let j = soleConsumer(output), !removed.contains(j), nodes[j].opType == "Add", nodes[j].inputs.count == 2 {
+                    let skip = nodes[j].inputs[0] == output ? nodes[j].inputs[1] : nodes[j].inputs[0]
+                    if skip != output, constants[skip] == nil {
+                        residual = skip
+                        removed.insert(j)
+                        output = nodes[j].outputs[0]
+                        if (producer[skip] ?? -1) > i { runAt = j }
+                    }
+                }
+                p.hasResidual = residual != nil
                 fuseActivation(into: p, output: &output)
                 cn.node.outputs = [output]
-                cn.node.inputs = [node.inputs[0]]
+                cn.node.inputs = [node.inputs[0]] + (residual.map { [$0] } ?? [])
                 cn.conv = p
+                if let runAt {
+                    deferred[runAt] = cn
+                    continue
+                }
             } else if node.opType == "Gemm", (node.int("transA") ?? 0) == 0, node.inputs.count >= 2,
                       let b = constants[node.inputs[1]], b.shape.count == 2, let bias = gemmBias(node, constants: constants) {
                 // Gemm with constant weights (a classifier): a 1×1 convolution over [M, K, 1, 1], packed once.

@@ -45,6 +45,7 @@ public final class InferenceEngine: @unchecked Sendable {
     /// Plans for an NCHW input shape ahead of time (throws if the graph cannot run on it).
     public func prepare(inputShape: [Int]) throws {
         lock.lock(); defer { lock.unlock() }
+        if let t = options.threads { WorkerPool.shared.threadCount = t }
         _ = try plan(for: inputShape)
     }
 

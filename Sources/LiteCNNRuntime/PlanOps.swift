@@ -97,22 +97,53 @@ extension PlanBuilder {
         }
         let g = p.geometry(batch: n, h: h, w: w)
         guard g.outputHeight > 0, g.outputWidth > 0 else { throw err("input \(x.shape) is smaller than the kernel window") }
-        let out = newActivation([n, p.outputChannels, g.outputHeight, g.outputWidth], nhwc: true)
+        let outShape = [n, p.outputChannels, g.outputHeight, g.outputWidth]
+        var residual: Activation?
+        if p.hasResidual {
+            let r = try activation(node.inputs[1])
+            guard let joint = broadcastShapes(outShape, r.shape), joint == outShape else {
+                throw err("the residual \(r.shape) does not broadcast to the convolution's output \(outShape)")
+            }
+            // Same shape: added in the epilogue. A broadcast skip (never exported by the zoo) takes a separate pass.
+            residual = r.shape == outShape ? try toNHWC(r) : r
+        }
+        let out = newActivation(outShape, nhwc: true)
         let f = plan.frame, (src, dst) = (x.slot, out.slot), epilogue = p.epilogue, post = p.post, count = out.count
-        if WinogradConvolution.isProfitable(g) {
-            // Dense 3×3 stride 1 with enough tiles and channels: F(4×4, 3×3), bias and activation in the output transform.
-            let winograd = p.winograd(for: g)
-            emit(reads: [src], writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth) Winograd") {
-                winograd.forward(input: f[src], output: f[dst], batch: n, height: h, width: w)
+        let fusedResidual = residual.flatMap { $0.nhwc && $0.shape == outShape ? $0.slot : nil }
+        let reads = [src] + (residual.map { [$0.slot] } ?? [])
+        if let r = residual, fusedResidual == nil {
+            // Broadcast residual: convolution, then Add with broadcasting, then the activation.
+            let conv = newActivation(outShape, nhwc: true)
+            let packed = prepared { p.packed(for: g) }, cs = conv.slot
+            emit(reads: [src], writes: [cs], label: "Conv") { packed.value.forward(input: f[src], output: f[cs], geometry: g) }
+            let sr = broadcastStrides(r.shape, strides: r.logicalStrides, rank: 4), perm = out.perm
+            let dims = out.physicalShape, so = contiguousStrides(dims), sc = so, pr = perm.map { sr[$0] }, rs = r.slot
+            emit(reads: [cs, rs], writes: [dst], label: "Add") {
+                applyBinary(.add, dims: dims, out: f[dst], outStrides: so, a: f[cs], aStrides: sc, b: f[rs], bStrides: pr)
+                Kernels.activate(epilogue, src: f[dst], dst: f[dst], count: count)
                 if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
             }
             set(node.outputs[0], out)
             return
         }
-        let packed = p.packed(for: g)
+        let suffix = fusedResidual == nil ? "" : " + residual"
+        if WinogradConvolution.isProfitable(g) {
+            // Dense 3×3 stride 1 with enough tiles and channels: F(4×4, 3×3), bias and activation in the output transform
+            // (after a residual, the add and the activation take one extra sweep).
+            let winograd = prepared { p.winograd(for: g) }
+            emit(reads: reads, writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth) Winograd" + suffix) {
+                winograd.value.forward(input: f[src], output: f[dst], batch: n, height: h, width: w)
+                if let rs = fusedResidual { Kernels.addActivate(epilogue, a: f[dst], b: f[rs], dst: f[dst], count: count) }
+                if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
+            }
+            set(node.outputs[0], out)
+            return
+        }
+        let packed = prepared { p.packed(for: g) }
         let kind = g.isDepthwise ? "depthwise" : g.groups > 1 ? "grouped" : "dense"
-        emit(reads: [src], writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth)/\(g.strideH) \(kind)") {
-            packed.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
+        emit(reads: reads, writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth)/\(g.strideH) \(kind)" + suffix) {
+            packed.value.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue,
+                                 residual: fusedResidual.map { UnsafePointer(f[$0]) })
             if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
         }
         set(node.outputs[0], out)
@@ -126,10 +157,10 @@ extension PlanBuilder {
         }
         let g = p.geometry(batch: a.shape[0], h: 1, w: 1)
         let out = newActivation([a.shape[0], p.outputChannels], nhwc: false)
-        let packed = p.packed(for: g)
+        let packed = prepared { p.packed(for: g) }
         let f = plan.frame, (src, dst) = (a.slot, out.slot), epilogue = p.epilogue, post = p.post, count = out.count
         emit(reads: [src], writes: [dst], label: "Gemm packed") {
-            packed.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
+            packed.value.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
             if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
         }
         set(node.outputs[0], out)

@@ -54,6 +54,11 @@ final class Plan: @unchecked Sendable {
     }
 }
 
+/// A value made while planning by a job that runs in parallel with the others (weight packing), read by steps.
+final class Prepared<Value>: @unchecked Sendable {
+    var value: Value!
+}
+
 private struct Slot {
     var count: Int
     var alias: Int?
@@ -73,6 +78,8 @@ final class PlanBuilder {
     private var nhwcCache: [Int: Activation] = [:]
     var node: Node!
     var opset: Int { graph.opset }
+    /// Weight packing and transforms, run over the worker pool once every node is planned.
+    private var preparationJobs: [() -> Void] = []
 
     init(graph: CompiledGraph) { self.graph = graph }
 
@@ -91,6 +98,13 @@ final class PlanBuilder {
         for s in reads { let r = root(s); slots[r].lastUse = max(slots[r].lastUse, index) }
         for s in writes { let r = root(s); slots[r].def = min(slots[r].def, index) }
         plan.steps.append(body)
+    }
+
+    /// `make()` runs before the plan is used, in parallel with the other preparations; steps read `.value`.
+    func prepared<Value>(_ make: @escaping () -> Value) -> Prepared<Value> {
+        let box = Prepared<Value>()
+        preparationJobs.append { box.value = make() }
+        return box
     }
 
     func constantSlot(_ v: ConstValue, key: String) -> Int {
@@ -201,6 +215,8 @@ final class PlanBuilder {
             if case let .activation(a) = final { slots[root(a.slot)].lastUse = Int.max }
             plan.outputs.append(final)
         }
+        let jobs = preparationJobs
+        WorkerPool.shared.parallelFor(jobs.count) { jobs[$0]() }
         allocate()
         return plan
     }

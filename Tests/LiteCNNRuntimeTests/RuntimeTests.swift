@@ -219,6 +219,22 @@ final class RuntimeTests: XCTestCase {
         }
     }
 
+    /// Fusions the compiler finds in exported zoo graphs: SiLU written as Mul(x, Sigmoid(x)); Conv → BN → Add → Relu
+    /// whose skip is computed after the convolution (ResNet's downsample branch: the fused step must move to the Add);
+    /// a Winograd-sized convolution with a residual; and a skip that only broadcasts (not fusable, still correct).
+    func testFusedSiLUResidualsAndLateSkip() throws {
+        let m = GraphMaker(seed: 41)
+        let x = m.batchNorm(m.conv("input", 3, 16, ["pads": .ints([1, 1, 1, 1])]), 16)
+        let silu = m.op1("Mul", [m.op1("Sigmoid", [x]), x])
+        let main = m.batchNorm(m.conv(silu, 16, 16, ["pads": .ints([1, 1, 1, 1])]), 16)   // Winograd-sized
+        let skip = m.conv(silu, 16, 16, k: [1, 1])                                          // produced after `main`
+        let joined = m.op1("Relu", [m.op1("Add", [main, skip])])
+        let narrow = m.conv(joined, 16, 16, k: [1, 1])
+        let broadcastSkip = m.op1("GlobalAveragePool", [joined])
+        let broadcastJoin = m.op1("Add", [narrow, broadcastSkip])
+        try check(m.graph(input: [.symbolic("N"), .fixed(3), .fixed(20), .fixed(20)], output: broadcastJoin), [2, 3, 20, 20])
+    }
+
     func testClassifierHeadAndSoftmax() throws {
         let m = GraphMaker(seed: 30)
         let x = m.op1("Relu", [m.conv("input", 3, 16, ["strides": .ints([2, 2])])])

@@ -158,6 +158,9 @@ void lcnn_global_avgpool_nhwc(const float *input, int64_t images, int64_t hw, in
 /// `dst[i] = act(src[i])` for `i < count` with an `LCNN_ACT_*` activation (`dst` may be `src`).
 void lcnn_activation(const float *src, float *dst, int64_t count, int act);
 
+/// `dst[i] = act(a[i] + b[i])` for `i < count` (`dst` may be `a` or `b`): a residual connection and its activation.
+void lcnn_add_activation(const float *a, const float *b, float *dst, int64_t count, int act);
+
 /// Squeeze-and-excitation scaling of one image: `out[p·channels + c] = x[p·channels + c] · scale[c]` for
 /// `p < positions` (NHWC rows; `out` may be `x`).
 void lcnn_scale_channels(const float *x, const float *scale, float *out, int64_t positions, int64_t channels);

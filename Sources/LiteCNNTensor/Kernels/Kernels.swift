@@ -136,6 +136,20 @@ public enum Kernels {
         }
     }
 
+    /// `dst[i] = activation(a[i] + b[i])` for `i < count`, vectorized (`dst` may equal `a` or `b`); split over the
+    /// pool above 64 K elements. A residual connection followed by its activation.
+    public static func addActivate(_ activation: FusedActivation, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   dst: UnsafeMutablePointer<Float>, count: Int) {
+        let act = activation.rawValue
+        if count < 65_536 {
+            lcnn_add_activation(a, b, dst, Int64(count), act)
+            return
+        }
+        WorkerPool.shared.parallelRanges(count, minimumChunk: 16_384) { r in
+            lcnn_add_activation(a + r.lowerBound, b + r.lowerBound, dst + r.lowerBound, Int64(r.count), act)
+        }
+    }
+
     /// Squeeze-and-excitation scaling on NHWC: `output[n, p, c] = input[n, p, c] · scale[n, c]` for `batch` images of
     /// `positions` pixels (`output` may equal `input`).
     public static func scaleChannels(input: UnsafePointer<Float>, scale: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,

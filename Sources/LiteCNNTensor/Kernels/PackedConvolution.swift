@@ -60,10 +60,7 @@ public final class PackedConvolution: @unchecked Sendable {
         if g.isDepthwise, let residual {
             // Depthwise kernels have no residual epilogue: convolve, then add and activate in one sweep.
             forward(input: input, output: output, geometry: g, activation: .none, residual: nil)
-            let count = g.outputShape.reduce(1, *)
-            WorkerPool.shared.parallelRanges(count, minimumChunk: 65_536) { r in
-                for i in r { output[i] = activation.apply(output[i] + residual[i]) }
-            }
+            Kernels.addActivate(activation, a: output, b: residual, dst: output, count: g.outputShape.reduce(1, *))
             return
         }
         if let bias {
