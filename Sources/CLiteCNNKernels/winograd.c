@@ -30,8 +30,9 @@ void lcnn_winograd_pack_weights(int64_t ic, int64_t oc, const float *weight, flo
     int64_t stride = lcnn_packed_b_count(ic, oc);
     float *u = (float *)malloc((size_t)(36 * (ic * oc > 0 ? ic * oc : 1)) * sizeof(float));
     if (!u) abort();
-    for (int64_t o = 0; o < oc; o++) {
-        for (int64_t c = 0; c < ic; c++) {
+    // Input channel outer, output channel inner: the 36 transformed taps of consecutive `o` land side by side in `u`.
+    for (int64_t c = 0; c < ic; c++) {
+        for (int64_t o = 0; o < oc; o++) {
             const float *g = weight + (o * ic + c) * 9;
             double tmp[6][3];  // G·g
             for (int r = 0; r < 6; r++)

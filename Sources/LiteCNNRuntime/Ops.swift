@@ -182,74 +182,31 @@ struct PoolGeometry {
     var outputHeight, outputWidth: Int
 }
 
+extension PoolGeometry {
+    /// The kernels' description of this window (channels as both input and output).
+    var convGeometry: ConvGeometry {
+        ConvGeometry(batch: batch, inputHeight: inputHeight, inputWidth: inputWidth, inputChannels: channels,
+                     outputChannels: channels, kernelHeight: kernelH, kernelWidth: kernelW, strideH: strideH, strideW: strideW,
+                     dilationH: dilationH, dilationW: dilationW, padTop: padTop, padLeft: padLeft, padBottom: padBottom,
+                     padRight: padRight)
+    }
+}
+
 /// Max pooling, NHWC `[N, IH, IW, C]` → `[N, OH, OW, C]`; padded taps are ignored.
 func maxPoolNHWC(_ g: PoolGeometry, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
-    let c = g.channels
-    WorkerPool.shared.parallelRanges(g.batch * g.outputHeight, minimumChunk: max(1, 4096 / max(1, g.outputWidth * c))) { rows in
-        for row in rows {
-            let n = row / g.outputHeight, oy = row % g.outputHeight
-            for ox in 0..<g.outputWidth {
-                let o = dst + ((row * g.outputWidth) + ox) * c
-                o.update(repeating: -.infinity, count: c)
-                for ky in 0..<g.kernelH {
-                    let iy = oy * g.strideH - g.padTop + ky * g.dilationH
-                    if iy < 0 || iy >= g.inputHeight { continue }
-                    for kx in 0..<g.kernelW {
-                        let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
-                        if ix < 0 || ix >= g.inputWidth { continue }
-                        let s = src + ((n * g.inputHeight + iy) * g.inputWidth + ix) * c
-                        for ch in 0..<c { o[ch] = max(o[ch], s[ch]) }
-                    }
-                }
-            }
-        }
-    }
+    PoolKernels.maxPool2d(input: src, output: dst, geometry: g.convGeometry, outputHeight: g.outputHeight, outputWidth: g.outputWidth)
 }
 
 /// Average pooling, NHWC. With `countIncludePad` the divisor counts padded taps inside `[−pad, in + pad)`
 /// (PyTorch/ONNX Runtime), otherwise only taps inside the image.
 func averagePoolNHWC(_ g: PoolGeometry, countIncludePad: Bool, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
-    let c = g.channels
-    WorkerPool.shared.parallelRanges(g.batch * g.outputHeight, minimumChunk: max(1, 4096 / max(1, g.outputWidth * c))) { rows in
-        for row in rows {
-            let n = row / g.outputHeight, oy = row % g.outputHeight
-            let y0 = oy * g.strideH - g.padTop
-            let yEnd = min(y0 + g.kernelH, g.inputHeight + g.padBottom)
-            let ya = max(y0, 0), yb = min(y0 + g.kernelH, g.inputHeight)
-            for ox in 0..<g.outputWidth {
-                let x0 = ox * g.strideW - g.padLeft
-                let xEnd = min(x0 + g.kernelW, g.inputWidth + g.padRight)
-                let xa = max(x0, 0), xb = min(x0 + g.kernelW, g.inputWidth)
-                let o = dst + ((row * g.outputWidth) + ox) * c
-                o.update(repeating: 0, count: c)
-                if ya < yb && xa < xb {
-                    for iy in ya..<yb {
-                        for ix in xa..<xb {
-                            let s = src + ((n * g.inputHeight + iy) * g.inputWidth + ix) * c
-                            for ch in 0..<c { o[ch] += s[ch] }
-                        }
-                    }
-                }
-                let count = countIncludePad ? (yEnd - y0) * (xEnd - x0) : max(0, yb - ya) * max(0, xb - xa)
-                let scale: Float = count > 0 ? 1 / Float(count) : 0
-                for ch in 0..<c { o[ch] *= scale }
-            }
-        }
-    }
+    PoolKernels.avgPool2d(input: src, output: dst, geometry: g.convGeometry, outputHeight: g.outputHeight,
+                          outputWidth: g.outputWidth, countIncludePad: countIncludePad)
 }
 
-/// `[N, H, W, C]` → `[N, C]` means over the spatial positions.
+/// `[N, pixels, C]` → `[N, C]`, the mean over pixels.
 func globalAveragePoolNHWC(batch: Int, pixels: Int, channels c: Int, src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
-    WorkerPool.shared.parallelFor(batch) { n in
-        let o = dst + n * c
-        o.update(repeating: 0, count: c)
-        for p in 0..<pixels {
-            let s = src + (n * pixels + p) * c
-            for ch in 0..<c { o[ch] += s[ch] }
-        }
-        let scale = 1 / Float(max(1, pixels))
-        for ch in 0..<c { o[ch] *= scale }
-    }
+    PoolKernels.globalAveragePool(input: src, output: dst, batch: batch, height: pixels, width: 1, channels: c)
 }
 
 /// PyTorch's channel shuffle on NHWC: output channel `j·groups + i` is input channel `i·(C/groups) + j`.

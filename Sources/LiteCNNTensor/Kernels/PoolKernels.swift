@@ -58,10 +58,31 @@ public enum PoolKernels {
                     padBegin: g.padLeft, padEnd: g.padRight, ceilMode: ceilMode))
     }
 
+    /// Max pooling with the output size given (ONNX `auto_pad` SAME_* sizes, or any size the caller derived):
+    /// output `[batch, outputHeight, outputWidth, C]`; windows are clipped to the image.
+    public static func maxPool2d(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+                                 outputHeight: Int, outputWidth: Int) {
+        run(g, outputHeight, outputWidth) { cg, r in lcnn_maxpool_nhwc_rows(cg, input, output, Int64(r.lowerBound), Int64(r.upperBound)) }
+    }
+
+    /// Average pooling with the output size given (see `maxPool2d(input:output:geometry:outputHeight:outputWidth:)`).
+    public static func avgPool2d(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
+                                 outputHeight: Int, outputWidth: Int, countIncludePad: Bool) {
+        let ph = Int64(g.inputHeight + g.padTop + g.padBottom), pw = Int64(g.inputWidth + g.padLeft + g.padRight)
+        run(g, outputHeight, outputWidth) { cg, r in
+            lcnn_avgpool_nhwc_rows(cg, input, output, Int64(r.lowerBound), Int64(r.upperBound), ph, pw, countIncludePad ? 1 : 0)
+        }
+    }
+
     private static func run(_ g: ConvGeometry, _ ceilMode: Bool,
                             _ body: (UnsafePointer<lcnn_conv_geom>, Range<Int>) -> Void) {
-        precondition(g.inputChannels == g.outputChannels, "pooling: inputChannels \(g.inputChannels) ≠ outputChannels \(g.outputChannels)")
         let (oh, ow) = outputHW(g, ceilMode)
+        run(g, oh, ow, body)
+    }
+
+    private static func run(_ g: ConvGeometry, _ oh: Int, _ ow: Int,
+                            _ body: (UnsafePointer<lcnn_conv_geom>, Range<Int>) -> Void) {
+        precondition(g.inputChannels == g.outputChannels, "pooling: inputChannels \(g.inputChannels) ≠ outputChannels \(g.outputChannels)")
         if g.batch <= 0 || oh <= 0 || ow <= 0 || g.inputChannels == 0 { return }
         var raw = g.cGeometry
         raw.oh = Int64(oh)
