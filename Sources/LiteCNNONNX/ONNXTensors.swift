@@ -89,7 +89,12 @@ struct TensorReader {
             switch type {
             case .float:
                 return .float(Tensor(shape: shape, layout: .plain) { out in
+                    #if _endian(little)
+                    // The file's little-endian floats are the host's: one copy (weights are most of a model's bytes).
+                    if count > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress!, byteCount: 4 * count) }
+                    #else
                     for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                    #endif
                 })
             case .double:
                 return .float(Tensor(shape: shape, layout: .plain) { out in

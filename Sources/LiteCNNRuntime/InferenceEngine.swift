@@ -13,8 +13,9 @@ public struct InferenceOptions: Sendable {
 ///
 /// - **Create** (`init`): validates the graph (unsupported operators or attributes throw a `GraphError` naming the
 ///   node, operator and opset), folds constants, folds BatchNormalization into the preceding Conv's weights and bias,
-///   fuses Relu / Clip(0, 6) into the convolution's GEMM epilogue (Sigmoid, HardSigmoid, HardSwish and other Clips run
-///   over the output right after the convolution, inside the same step), and packs convolution weights once.
+///   and fuses into the convolution's epilogue its activation (Relu, Clip, Sigmoid, HardSigmoid, HardSwish, SiLU as
+///   `Mul(x, Sigmoid(x))`) and a residual `Add` with the activation after it; a Gemm with constant weights becomes a
+///   packed 1×1 convolution (docs/RUNTIME.md lists the fusions).
 /// - **Plan** (`prepare`, or automatically on the first run of a new input shape; plans are cached per shape):
 ///   evaluates shape arithmetic (Shape/Gather/Unsqueeze/Concat/Reshape/Slice…) with the real shapes, so a dynamic
 ///   batch works; lays 4-D activations out NHWC (converting to NCHW order only for layout-dependent operators such as
