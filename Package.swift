@@ -48,7 +48,10 @@ let package = Package(
         // PNG and JPEG are decoded by the system's libpng and libjpeg(-turbo) (Debian: libpng-dev, libjpeg-dev).
         .systemLibrary(name: "CImageCodecs", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev", "libjpeg-dev"]), .brew(["libpng", "jpeg-turbo"])]),
-        .target(name: "LiteCNNData", dependencies: ["LiteCNNTensor", "LiteCNNIO", "CImageCodecs"]),
+        // libpng's and libjpeg's longjmp error handling stays in C (Swift cannot use setjmp): see Sources/CImageDecode.
+        .target(name: "CImageDecode", dependencies: ["CImageCodecs"],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
+        .target(name: "LiteCNNData", dependencies: ["LiteCNNTensor", "LiteCNNIO", "CImageCodecs", "CImageDecode"]),
         // MARK: Training (level 4): optimizers, schedules, losses, the loop, checkpoints
         .target(name: "LiteCNNTraining", dependencies: ["LiteCNNLayers", "LiteCNNModels", "LiteCNNIO", "LiteCNNData"]),
         // MARK: Umbrella
