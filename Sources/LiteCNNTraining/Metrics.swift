@@ -6,10 +6,10 @@ import LiteCNNTensor
 
 /// Running loss, top-k accuracy and confusion matrix over batches of logits.
 ///
-/// Logits are `[N, K]` (layout `.plain`), labels `N` integers in `0..<K`. A sample counts as top-k correct when fewer
-/// than k classes have a strictly larger logit than its label's (ties count in the label's favour, as
-/// `torch.topk` with stable order would for the first index). `confusion[true][predicted]` counts samples, with
-/// `predicted` the arg-max (lowest index on ties).
+/// Logits are `[N, K]` (layout `.plain`), labels `N` integers in `0..<K`. A sample counts as top-k correct when its
+/// label is among the first k classes of a stable descending sort of its logits (ties go to the lower index, as
+/// `argmax` does, so a network whose logits are all equal scores chance, not 100 %). `confusion[true][predicted]`
+/// counts samples, with `predicted` the arg-max (lowest index on ties).
 public struct ClassificationMetrics: Sendable, Equatable {
     public let classCount: Int
     /// Samples seen.
@@ -40,7 +40,8 @@ public struct ClassificationMetrics: Sendable, Equatable {
                 var best = 0
                 for j in 0..<k {
                     let v = x[base + j]
-                    if v > target { larger += 1 }
+                    // Ranked before the label: larger logits, and equal ones at a lower index (a stable arg-sort).
+                    if v > target || (v == target && j < label) { larger += 1 }
                     if v > x[base + best] { best = j }
                 }
                 if larger < 1 { top1Correct += 1 }

@@ -97,7 +97,14 @@ public final class Trainer {
     ///
     /// A fresh run refuses a directory that already holds one; a resumed run refuses a checkpoint whose
     /// configuration hash differs from `configuration.identityHash`.
-    public init(configuration: TrainingConfiguration, data: DatasetSplits, runDirectory: RunDirectory, resume: Bool) throws {
+    ///
+    /// `customModel` trains a network of your own (input `[N, R, R, C]` NHWC, output `[N, classes]`) instead of
+    /// building the zoo model `configuration.model` names; `configuration.model` is then only its label, and
+    /// model.safetensors records that label (so `loadZooModel` cannot rebuild it — use `loadWeights` into your network).
+    /// On resume, pass an identically built network. `customTeacher` likewise distills from a network of your own
+    /// (trained, any architecture with the same classes) instead of loading `configuration.teacher`.
+    public init(configuration: TrainingConfiguration, data: DatasetSplits, runDirectory: RunDirectory, resume: Bool,
+                customModel: (any Layer)? = nil, customTeacher: (any Layer)? = nil) throws {
         var configuration = configuration
         let train = data.train, test = data.test
         guard train.count > 0, test.count > 0 else {
@@ -128,8 +135,12 @@ public final class Trainer {
                                    width: configuration.width, groups: configuration.groups)
         WeightInitialization.seed(configuration.seed)
         let model: any Layer
-        do { model = try ModelZoo.build(configuration.model, options: options) } catch {
-            throw TrainingError.invalidConfiguration("--model \(configuration.model): \(error)")
+        if let customModel {
+            model = customModel
+        } else {
+            do { model = try ModelZoo.build(configuration.model, options: options) } catch {
+                throw TrainingError.invalidConfiguration("--model \(configuration.model): \(error)")
+            }
         }
         self.model = model
         self.modelOptions = options
@@ -152,7 +163,12 @@ public final class Trainer {
         criterion = SoftmaxCrossEntropy(labelSmoothing: configuration.labelSmoothing)
 
         // Teacher.
-        if let teacherPath = configuration.teacher {
+        if let customTeacher {
+            customTeacher.eval()
+            teacher = customTeacher
+            distillation = DistillationLoss(temperature: configuration.temperature, alpha: configuration.distillWeight,
+                                            labelSmoothing: configuration.labelSmoothing)
+        } else if let teacherPath = configuration.teacher {
             let url = RunDirectory.isRunDirectory(teacherPath) ? RunDirectory(path: teacherPath).model : URL(fileURLWithPath: teacherPath)
             let loaded: (name: String, options: ModelOptions, model: any Layer)
             do { loaded = try loadZooModel(from: url) } catch {
