@@ -167,21 +167,28 @@ struct BenchCommand: ParsableCommand {
         if let steps { Self.printProfile(steps) }
     }
 
-    /// Per-operator totals, then the ten slowest steps.
+    /// Per-operator totals, then the ten slowest steps (wall and calling-thread CPU time).
     static func printProfile(_ steps: [InferenceEngine.StepTime]) {
-        let total = steps.reduce(0) { $0 + $1.milliseconds }
-        var byOp: [String: (ms: Double, count: Int)] = [:]
-        for s in steps { byOp[s.op, default: (0, 0)].ms += s.milliseconds; byOp[s.op, default: (0, 0)].count += 1 }
+        let total = steps.reduce(0) { $0 + $1.milliseconds }, totalCPU = steps.reduce(0) { $0 + $1.cpuMilliseconds }
+        var byOp: [String: (ms: Double, cpu: Double, count: Int)] = [:]
+        for s in steps {
+            byOp[s.op, default: (0, 0, 0)].ms += s.milliseconds
+            byOp[s.op, default: (0, 0, 0)].cpu += s.cpuMilliseconds
+            byOp[s.op, default: (0, 0, 0)].count += 1
+        }
         let share = { (ms: Double) in String(format: "%.1f%%", 100 * ms / max(total, 1e-9)) }
         let opRows = byOp.sorted { $0.value.ms > $1.value.ms }.map { op, v in
-            [op, String(v.count), String(format: "%.3f", v.ms), share(v.ms)]
+            [op, String(v.count), String(format: "%.3f", v.ms), share(v.ms), String(format: "%.3f", v.cpu)]
         }
-        print("\nProfile (median per step over the timed runs; sum \(String(format: "%.2f", total)) ms)")
-        print(renderTable(header: ["Operator", "Steps", "ms", "Share"], rows: opRows, rightAligned: [1, 2, 3]))
+        print("\nProfile (median per step over the timed runs; wall sum \(String(format: "%.2f", total)) ms, "
+              + "calling thread's CPU sum \(String(format: "%.2f", totalCPU)) ms)")
+        print(renderTable(header: ["Operator", "Steps", "ms", "Share", "CPU ms"], rows: opRows, rightAligned: [1, 2, 3, 4]))
         let slowest = steps.sorted { $0.milliseconds > $1.milliseconds }.prefix(10).map {
-            [String($0.index), $0.op, $0.node, String(format: "%.3f", $0.milliseconds), share($0.milliseconds)]
+            [String($0.index), $0.op, $0.node, String(format: "%.3f", $0.milliseconds), share($0.milliseconds),
+             String(format: "%.3f", $0.cpuMilliseconds)]
         }
-        print(renderTable(header: ["Step", "Operator", "Node", "ms", "Share"], rows: Array(slowest), rightAligned: [0, 3, 4]))
+        print(renderTable(header: ["Step", "Operator", "Node", "ms", "Share", "CPU ms"], rows: Array(slowest),
+                          rightAligned: [0, 3, 4, 5]))
     }
 
     /// A deterministic NCHW input: values uniform in [-1, 1) from a fixed-seed generator.

@@ -92,6 +92,14 @@ public final class InferenceEngine: @unchecked Sendable {
         public var node: String
         /// Median wall time over the profiled runs, in milliseconds.
         public var milliseconds: Double
+        /// Median CPU time of the calling thread, in milliseconds: the step's whole cost at one thread, and a measure
+        /// that a busy machine disturbs far less than wall time.
+        public var cpuMilliseconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case index, op, node, milliseconds
+            case cpuMilliseconds = "cpu_milliseconds"
+        }
     }
 
     /// Runs `input` (NCHW) `runs` times with a clock around every step and returns each step's median time, in
@@ -99,24 +107,32 @@ public final class InferenceEngine: @unchecked Sendable {
     /// above, a plain run's latency (the clock reads add about 50 ns per step).
     public func profile(_ input: Tensor, runs: Int = 10) throws -> [StepTime] {
         precondition(runs >= 1, "profile: runs must be at least 1")
-        var samples: [[Double]] = []
+        var samples: [[Double]] = [], cpuSamples: [[Double]] = []
         _ = try execute(input, inputIsNHWC: false, outputNHWC: false) { plan in
             samples = Array(repeating: [], count: plan.steps.count)
+            cpuSamples = samples
+        }
+        func threadCPUNanoseconds() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+            return Double(t.tv_sec) * 1e9 + Double(t.tv_nsec)
         }
         var labels: [(op: String, node: String)] = []
         for _ in 0..<runs {
             _ = try execute(input, inputIsNHWC: false, outputNHWC: false) { plan in
                 labels = plan.stepLabels
                 for (i, step) in plan.steps.enumerated() {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let c0 = threadCPUNanoseconds(), t0 = DispatchTime.now().uptimeNanoseconds
                     step()
                     samples[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    cpuSamples[i].append((threadCPUNanoseconds() - c0) / 1e6)
                 }
             }
         }
-        return samples.enumerated().map { i, times in
-            let sorted = times.sorted()
-            return StepTime(index: i, op: labels[i].op, node: labels[i].node, milliseconds: sorted[sorted.count / 2])
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        return samples.indices.map { i in
+            StepTime(index: i, op: labels[i].op, node: labels[i].node, milliseconds: median(samples[i]),
+                     cpuMilliseconds: median(cpuSamples[i]))
         }
     }
 

@@ -46,6 +46,45 @@ final class ConvolutionKernelTests: XCTestCase {
         }
     }
 
+    /// The direct kernel (one group, small K): stems with 1–4 input channels up to 7×7 with stride, padding and dilation,
+    /// narrow 1×1s, odd output channel counts (masked tails), odd widths (a lone last pixel), with residual and every
+    /// activation.
+    func testDirectKernelStemsAndNarrowPointwise() {
+        let cases: [ConvGeometry] = [
+            geometry(1, 9, 11, 3, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)),
+            geometry(2, 13, 13, 3, 7, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3)),
+            geometry(1, 8, 7, 1, 17, k: (5, 5), d: (2, 2), pad: (2, 1, 0, 3)),
+            geometry(1, 5, 5, 4, 64, k: (3, 3)),
+            geometry(2, 6, 5, 16, 40, k: (1, 1)),
+            geometry(1, 3, 7, 32, 9, k: (1, 1)),
+        ]
+        let activations: [FusedActivation] = [.none, .relu, .relu6, .hardSwish, .sigmoid, .hardSigmoid, .silu]
+        for (i, g) in cases.enumerated() {
+            XCTAssertTrue(PackedConvolution.usesDirectKernel(g), "\(g)")
+            let seed = UInt64(100 + 10 * i)
+            let x = randomFloats(g.inputShape.reduce(1, *), seed: seed), w = randomFloats(g.weightShape.reduce(1, *), seed: seed + 1)
+            let bias = randomFloats(g.outputChannels, seed: seed + 2)
+            let count = g.outputShape.reduce(1, *)
+            let residual = randomFloats(count, seed: seed + 3)
+            var plain = [Float](repeating: 0, count: count)
+            ReferenceKernels.conv2dForward(input: x, weight: w, bias: bias, output: &plain, geometry: g)
+            let conv = PackedConvolution(weight: w, bias: bias, geometry: g)
+            forEachInstructionSet { level in
+                for activation in activations {
+                    var y = [Float](repeating: .nan, count: count)
+                    residual.withUnsafeBufferPointer { r in
+                        conv.forward(input: x, output: &y, geometry: g, activation: activation, residual: r.baseAddress)
+                    }
+                    let expected = zip(plain, residual).map { activation.apply($0 + $1) }
+                    assertClose(y, expected, depth: g.kernelHeight * g.kernelWidth * g.inputChannels,
+                                "direct \(g) \(activation) level \(level)")
+                }
+            }
+        }
+        XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 64, 64, k: (3, 3))))
+        XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 8, 8, k: (3, 3), groups: 2)))
+    }
+
     func testPointwise() {
         checkAll(geometry(2, 5, 7, 17, 33, k: (1, 1)), seed: 1)
         checkAll(geometry(1, 1, 1, 1, 3, k: (1, 1)), seed: 2)

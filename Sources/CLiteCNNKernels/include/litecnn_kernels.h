@@ -153,6 +153,19 @@ void lcnn_avgpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *
 /// Global average pooling: `[images, hw, channels]` → `[images, channels]`.
 void lcnn_global_avgpool_nhwc(const float *input, int64_t images, int64_t hw, int64_t channels, float *output);
 
+// MARK: - Direct convolution (one group, small K = kh·kw·ic: stems, 1×1 with few input channels)
+
+/// Floats of the weights packed by `lcnn_conv2d_direct_pack`: `K · round8(oc)`.
+int64_t lcnn_conv2d_direct_packed_count(const lcnn_conv_geom *g);
+
+/// Packs OIHW weights (`groups == 1`) as `[K][round8(oc)]`, taps in (ky, kx, c) order, padding zeroed.
+void lcnn_conv2d_direct_pack(const lcnn_conv_geom *g, const float *weight, float *packed);
+
+/// `output = act(conv(input) + bias + residual)` for output rows `[row0, row1)` (rows numbered `n·oh + oy`), NHWC;
+/// `bias` and `residual` (NHWC like the output, must not alias it) may be NULL.
+void lcnn_conv2d_direct_rows(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
+                             const float *residual, int act, float *output, int64_t row0, int64_t row1);
+
 // MARK: - Elementwise
 
 /// `dst[i] = act(src[i])` for `i < count` with an `LCNN_ACT_*` activation (`dst` may be `src`).

@@ -5,8 +5,18 @@ import CLiteCNNKernels
 /// Input and output are NHWC, the source weights OIHW `[outputChannels, inputChannels / groups, kernelHeight,
 /// kernelWidth]` as in `ConvGeometry`. Dense and grouped convolutions keep the weights of each group packed as the
 /// right-hand GEMM operand `[kh·kw·icg, ocg]` in NHWC patch order (ky, kx, c); depthwise convolutions keep them
-/// tap-major `[kh·kw][outputChannels]`. Only the batch and the spatial size may change between `forward` calls.
+/// tap-major `[kh·kw][outputChannels]`; convolutions with a small reduction depth (`usesDirectKernel`) keep them as
+/// `[kh·kw·ic][round8(outputChannels)]` for the direct kernel. Only the batch and the spatial size may change between
+/// `forward` calls.
 public final class PackedConvolution: @unchecked Sendable {
+    /// Whether `g` runs on the direct kernel instead of im2col + GEMM: one group and a reduction depth
+    /// K = kh·kw·ic of at most 32, or at most 4 input channels with K ≤ 196 (stems up to 7×7). At such depths the
+    /// GEMM's loop is too short to pay for copying the patches twice.
+    public static func usesDirectKernel(_ g: ConvGeometry) -> Bool {
+        let depth = g.kernelHeight * g.kernelWidth * g.inputChannels
+        return g.groups == 1 && (depth <= 32 || (g.inputChannels <= 4 && depth <= 196))
+    }
+
     /// The geometry the weights were packed for (the batch and input size of later calls may differ).
     public let packedGeometry: ConvGeometry
     private let storage: UnsafeMutablePointer<Float>
@@ -18,7 +28,13 @@ public final class PackedConvolution: @unchecked Sendable {
         packedGeometry = g
         self.bias = bias.map { Array(UnsafeBufferPointer(start: $0, count: g.outputChannels)) }
         let taps = g.kernelHeight * g.kernelWidth
-        if g.isDepthwise {
+        if Self.usesDirectKernel(g) && !g.isDepthwise {
+            groupStride = 0
+            let cg = CGeometry(g)
+            storageCount = max(1, Int(lcnn_conv2d_direct_packed_count(cg.pointer)))
+            storage = .allocate(capacity: storageCount)
+            lcnn_conv2d_direct_pack(cg.pointer, weight, storage)
+        } else if g.isDepthwise {
             groupStride = 0
             storageCount = taps * g.outputChannels
             storage = .allocate(capacity: storageCount)
@@ -90,6 +106,14 @@ public final class PackedConvolution: @unchecked Sendable {
                 pool.parallelRanges(rows, minimumChunk: minimumRows) { r in
                     lcnn_depthwise_forward_rows(eg.pointer, expanded, storage, bias, act, output, Int64(r.lowerBound), Int64(r.upperBound))
                 }
+            }
+            return
+        }
+        if Self.usesDirectKernel(g) {
+            let rows = g.batch * g.outputHeight
+            pool.parallelRanges(rows, minimumChunk: max(1, 1024 / max(1, g.outputWidth))) { r in
+                lcnn_conv2d_direct_rows(cg.pointer, input, storage, bias, residual, act, output, Int64(r.lowerBound),
+                                        Int64(r.upperBound))
             }
             return
         }

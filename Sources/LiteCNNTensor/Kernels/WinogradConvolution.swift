@@ -30,7 +30,7 @@ public final class WinogradConvolution: @unchecked Sendable {
     public static func isProfitable(_ g: ConvGeometry) -> Bool {
         guard supports(g) else { return false }
         let tiles = g.batch * ((g.outputHeight + 3) / 4) * ((g.outputWidth + 3) / 4)
-        return g.inputChannels >= 16 && g.outputChannels >= 16 && tiles >= 16
+        return g.inputChannels >= 32 && g.outputChannels >= 16 && tiles >= 16
     }
 
     /// - Parameters:
