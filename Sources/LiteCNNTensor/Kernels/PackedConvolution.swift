@@ -42,13 +42,15 @@ public final class PackedConvolution: @unchecked Sendable {
         } else {
             let (icg, ocg) = (g.inputChannelsPerGroup, g.outputChannelsPerGroup)
             let k = taps * icg
-            let reordered = GemmConvolution.patchOrderedWeights(weight, geometry: g)
-            defer { reordered.deallocate() }
+            // 1×1 weights are already in patch order ([oc, icg]); others are reordered to (ky, kx, c) first.
+            let reordered = taps == 1 ? nil : GemmConvolution.patchOrderedWeights(weight, geometry: g)
+            defer { reordered?.deallocate() }
+            let source = reordered.map { UnsafePointer($0) } ?? weight
             groupStride = Int(lcnn_packed_b_count(Int64(k), Int64(ocg)))
             storageCount = max(1, groupStride * g.groups)
             storage = .allocate(capacity: storageCount)
             for group in 0..<g.groups {
-                lcnn_pack_b(1, Int64(k), Int64(ocg), reordered + group * ocg * k, Int64(k), storage + group * groupStride)
+                lcnn_pack_b(1, Int64(k), Int64(ocg), source + group * ocg * k, Int64(k), storage + group * groupStride)
             }
         }
     }
@@ -145,7 +147,7 @@ enum GemmConvolution {
     static func patchOrderedWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry) -> UnsafeMutablePointer<Float> {
         let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
         let out = UnsafeMutablePointer<Float>.allocate(capacity: max(1, g.outputChannels * taps * icg))
-        for oc in 0..<g.outputChannels { for c in 0..<icg { for t in 0..<taps {
+        for oc in 0..<g.outputChannels { for t in 0..<taps { for c in 0..<icg {
             out[(oc * taps + t) * icg + c] = weight[(oc * icg + c) * taps + t]
         } } }
         return out
