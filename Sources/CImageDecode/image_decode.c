@@ -468,7 +468,7 @@ int litecnn_encode_jpeg(const uint8_t *pixels, int32_t width, int32_t height, in
                         int32_t progressive, uint8_t **output, size_t *outputLength, char *message) {
     *output = NULL;
     *outputLength = 0;
-    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3) || quality < 1 || quality > 100) {
+    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3 && channels != 4) || quality < 1 || quality > 100) {
         set_message(message, "cannot encode a %dx%dx%d JPEG at quality %d", width, height, channels, quality);
         return LITECNN_ERROR;
     }
@@ -490,7 +490,7 @@ int litecnn_encode_jpeg(const uint8_t *pixels, int32_t width, int32_t height, in
     info.image_width = (JDIMENSION)width;
     info.image_height = (JDIMENSION)height;
     info.input_components = channels;
-    info.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    info.in_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 3 ? JCS_RGB : JCS_CMYK;
     jpeg_set_defaults(&info);
     jpeg_set_quality(&info, quality, TRUE);
     if (progressive) jpeg_simple_progression(&info);
