@@ -64,7 +64,8 @@ public final class SGD: Optimizer {
             let bufferPart: Float = hasMomentum ? (nesterov ? mu : 1) : 0
             let momentumBuffer = entry.buffers.first
             gradient.scalars.withUnsafeBufferPointer { g in
-                entry.parameter.value.scalars.withUnsafeMutableBufferPointer { p in
+                entry.parameter.value.scalars.withUnsafeMutableBufferPointer { buffer in
+                    let p = buffer  // a local copy: the inout argument is reloaded after every store, which blocks vectorization
                     parallelUpdate(p.count) { range in
                         if let b = momentumBuffer {
                             for i in range {
