@@ -156,9 +156,11 @@ class ChildResult:
         return self.returncode == 0 and not self.timed_out
 
     def failure(self, what):
-        tail = (self.stderr or self.stdout or "").strip().splitlines()[-15:]
+        lines = (self.stderr or self.stdout or "").strip().splitlines()
+        if len(lines) > 16:  # the message is usually first (CLI errors) or last (Python tracebacks): keep both ends
+            lines = lines[:6] + [f"... ({len(lines) - 14} lines left out)"] + lines[-8:]
         reason = "timed out" if self.timed_out else f"exit status {self.returncode}"
-        return f"{what} failed ({reason}):\n    " + "\n    ".join(tail or ["(no output)"])
+        return f"{what} failed ({reason}):\n    " + "\n    ".join(lines or ["(no output)"])
 
 
 def run_child(cmd, timeout, env=None):
