@@ -134,7 +134,13 @@ final class ParameterState {
 
     /// Allocates `kinds` zero-filled arrays with the parameter's element count, once.
     func prepare(kinds: Int) {
-        guard buffers.isEmpty, kinds > 0 else { return }
+        if let first = buffers.first {
+            // The state was sized for the old shape; updating with it would read and write out of bounds.
+            precondition(first.count == parameter.count,
+                         "optimizer state of \"\(name)\" has \(first.count) elements but the parameter now has \(parameter.count) (shape \(parameter.shape)); build a new optimizer after changing a parameter's shape")
+            return
+        }
+        guard kinds > 0 else { return }
         buffers = (0..<kinds).map { _ in
             let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: parameter.count)
             buffer.initialize(repeating: 0)
