@@ -138,12 +138,26 @@ int litecnn_decode_png(const uint8_t *bytes, size_t length, uint64_t maxPixels, 
     int channelsOut = channelsIn <= 2 ? 1 : 3;
     int bytesPerSample = depthOut / 8;
     size_t count = (size_t)width * height;
-    pixels = (uint8_t *)malloc(count * channelsOut * bytesPerSample + 1);
+    if (channelsIn == channelsOut) {
+        // No alpha to drop: convert in place (16-bit samples to host order) and hand the buffer over.
+        if (bytesPerSample == 2) {
+            for (size_t i = 0; i < count * channelsOut; i++) {
+                uint16_t value = (uint16_t)((raw[2 * i] << 8) | raw[2 * i + 1]);
+                memcpy(raw + 2 * i, &value, 2);
+            }
+        }
+        pixels = raw;
+        raw = NULL;
+    } else {
+        pixels = (uint8_t *)malloc(count * channelsOut * bytesPerSample + 1);
+    }
     if (!pixels) {
         set_message(message, "out of memory for a %ux%u image", (unsigned)width, (unsigned)height);
         longjmp(context.jump, 1);
     }
-    if (bytesPerSample == 1) {
+    if (raw == NULL) {
+        // converted in place above
+    } else if (bytesPerSample == 1) {
         uint8_t *out = pixels;
         for (size_t i = 0; i < count; i++)
             for (int c = 0; c < channelsOut; c++) *out++ = raw[i * channelsIn + c];
@@ -299,6 +313,21 @@ static void jpeg_emit_message_handler(j_common_ptr info, int level) {
 
 static void jpeg_output_message_handler(j_common_ptr info) { (void)info; }
 
+/// Progressive JPEGs may hold any number of scans, each a pass over the whole image; a crafted file with thousands of
+/// tiny scans costs minutes of CPU. Real encoders use about 10; more than this many is refused.
+#define LITECNN_JPEG_MAX_SCANS 256
+
+static void jpeg_progress_handler(j_common_ptr info) {
+    if (!info->is_decompressor) return;
+    j_decompress_ptr decompress = (j_decompress_ptr)info;
+    if (decompress->input_scan_number > LITECNN_JPEG_MAX_SCANS) {
+        JPEGErrorContext *context = (JPEGErrorContext *)info->err;
+        set_message(context->message, "progressive JPEG has more than %d scans (refused as a decoding-time bomb)",
+                    LITECNN_JPEG_MAX_SCANS);
+        longjmp(context->jump, 1);
+    }
+}
+
 static void install_jpeg_errors(JPEGErrorContext *context, char *message) {
     jpeg_std_error(&context->base);
     context->base.error_exit = jpeg_error_exit_handler;
@@ -342,6 +371,10 @@ int litecnn_decode_jpeg(const uint8_t *bytes, size_t length, uint64_t maxPixels,
         return status;
     }
     jpeg_create_decompress(&info);
+    struct jpeg_progress_mgr progress;
+    memset(&progress, 0, sizeof progress);
+    progress.progress_monitor = jpeg_progress_handler;
+    info.progress = &progress;
     jpeg_mem_src(&info, (unsigned char *)bytes, (unsigned long)length);
     jpeg_read_header(&info, TRUE);
     int channels = jpeg_output_channels(&info, message);
@@ -435,7 +468,7 @@ int litecnn_encode_jpeg(const uint8_t *pixels, int32_t width, int32_t height, in
                         int32_t progressive, uint8_t **output, size_t *outputLength, char *message) {
     *output = NULL;
     *outputLength = 0;
-    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3) || quality < 1 || quality > 100) {
+    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3 && channels != 4) || quality < 1 || quality > 100) {
         set_message(message, "cannot encode a %dx%dx%d JPEG at quality %d", width, height, channels, quality);
         return LITECNN_ERROR;
     }
@@ -457,7 +490,7 @@ int litecnn_encode_jpeg(const uint8_t *pixels, int32_t width, int32_t height, in
     info.image_width = (JDIMENSION)width;
     info.image_height = (JDIMENSION)height;
     info.input_components = channels;
-    info.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    info.in_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 3 ? JCS_RGB : JCS_CMYK;
     jpeg_set_defaults(&info);
     jpeg_set_quality(&info, quality, TRUE);
     if (progressive) jpeg_simple_progression(&info);

@@ -9,7 +9,7 @@ struct DemoCommand: ParsableCommand {
         abstract: "Train a small CNN on the built-in shapes data set, evaluate it and explain what happened (a few minutes).",
         discussion: """
         Generates the built-in `shapes` data set (10 classes of rotated, coloured shapes over gradients, strokes and \
-        noise), trains a small MobileNet V2 on it from random weights with a standard recipe, evaluates it on the \
+        noise), trains a ResNet-18 on it at 16×16 from random weights (Adam, warm-up, cosine decay), evaluates it on the \
         held-out test split, and prints the data, the model (parameters, multiply-adds), the epochs, the final \
         accuracy against chance, and where the run directory and the learning-curve plot are, with the commands to \
         try next. It is exactly `litecnn train` with the flags it prints, so every file of a training run is there.
@@ -26,17 +26,17 @@ struct DemoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Training images to generate (the test split is a fifth of it).", valueName: "n"))
     var samples: Int = 4000
     @Option(help: ArgumentHelp("Passes over the training images.", valueName: "e"))
-    var epochs: Int = 6
+    var epochs: Int = 5
     @Option(help: ArgumentHelp("Zoo model to train.", valueName: "name"))
-    var model: String = "mobilenet_v2"
-    @Option(help: ArgumentHelp("Its width multiplier.", valueName: "alpha"))
-    var width: Double = 0.35
+    var model: String = "resnet18"
+    @Option(help: ArgumentHelp("Its width multiplier (MobileNet, ShuffleNet, EfficientNet).", valueName: "alpha"))
+    var width: Double?
     @Option(help: ArgumentHelp("Image height and width in pixels.", valueName: "n"))
-    var resolution: Int = 32
+    var resolution: Int = 16
     @Option(help: ArgumentHelp("Images per step.", valueName: "b"))
     var batch: Int = 32
     @Option(help: ArgumentHelp("Peak learning rate (Adam, warm-up then cosine decay).", valueName: "x"))
-    var lr: Float = 0.003
+    var lr: Float = 0.002
     @Option(help: ArgumentHelp("Seed of weights, shuffling and augmentation.", valueName: "s"))
     var seed: UInt64 = 0
     @Option(help: ArgumentHelp("The run directory (default: runs/demo-YYYYMMDD-HHMMSS).", valueName: "dir"))
@@ -82,8 +82,7 @@ struct DemoCommand: ParsableCommand {
         c.weightDecay = 1e-4
         c.schedule = ScheduleKind.cosine.rawValue
         c.warmupEpochs = min(1, Double(epochs) / 4)
-        c.augmentation = Augmentation.crop.rawValue
-        c.labelSmoothing = 0.05
+        c.augmentation = Augmentation.none.rawValue
         c.threads = threads
         do { try c.validate() } catch { throw CommandError("\(error)") }
 
@@ -101,13 +100,14 @@ struct DemoCommand: ParsableCommand {
             say("1. Data   `shapes`, generated on the fly: \(train.classCount) classes (\(train.classNames.joined(separator: ", "))).")
             say("          \(train.count) training and \(test.count) test images (disjoint), \(resolution)×\(resolution) RGB; each is a")
             say("          gradient background with distractor strokes and blobs, one rotated coloured shape, and noise.")
-            say("2. Model  \(model) (width \(width)): \(ModelSummary.grouped(parameters)) parameters, \(ModelSummary.scaled(macs)) multiply-adds per image;")
-            say("          inverted residual blocks with depthwise convolutions, BatchNorm and ReLU6, \(train.classCount)-way classifier.")
+            let summary = (try? ModelZoo.entry(named: model).summary) ?? model
+            say("2. Model  \(model)\(width.map { " (width \($0))" } ?? ""): \(ModelSummary.grouped(parameters)) parameters, \(ModelSummary.scaled(macs)) multiply-adds per image;")
+            say("          \(summary), random weights, \(train.classCount)-way classifier.")
             say("3. Train  \(epochs) epochs × \(trainer.stepsPerEpoch) steps of \(batch) images: Adam, lr \(lr) with warm-up and cosine decay,")
-            say("          weight decay 1e-4, label smoothing 0.05, random crop + flip augmentation, seed \(seed), \(WorkerPool.shared.threadCount) threads.")
-            say("          Same as: litecnn train --model \(model) --width \(width) --data shapes --samples \(samples) --resolution \(resolution) \\")
+            say("          weight decay 1e-4, seed \(seed), \(WorkerPool.shared.threadCount) threads.")
+            say("          Same as: litecnn train --model \(model)\(width.map { " --width \($0)" } ?? "") --data shapes --samples \(samples) --resolution \(resolution) \\")
             say("            --epochs \(epochs) --batch \(batch) --optimizer adam --lr \(lr) --weight-decay 0.0001 --schedule cosine \\")
-            say("            --warmup-epochs \(c2.warmupEpochs) --augment crop --label-smoothing 0.05 --seed \(seed) --out \(outPath)\n")
+            say("            --warmup-epochs \(c2.warmupEpochs) --seed \(seed) --out \(outPath)\n")
         }
         let outcome = try session.train(trainer)
         guard outcome == .finished, let last = trainer.state.history.last, let evaluation = trainer.lastEvaluation else {
@@ -141,10 +141,16 @@ struct DemoCommand: ParsableCommand {
         say("          metrics.csv / metrics.json (per epoch), curves.svg (loss and accuracy curves: open it in a browser).")
         say("")
         say("Next:")
-        say("  litecnn eval \(run)                                          # per-class accuracy and confusion matrix")
-        say("  litecnn train --out \(run) --resume --epochs \(epochs * 2)    # keep training from the checkpoint")
-        say("  litecnn export \(run)/model.safetensors --onnx demo.onnx --resolution \(resolution)")
-        say("  litecnn bench \(run)/model.safetensors --resolution \(resolution) --batch 32")
+        let next = [
+            ("litecnn eval \(run)", "per-class accuracy and confusion matrix"),
+            ("litecnn train --out \(run) --resume --epochs \(epochs * 2)", "train longer from the checkpoint"),
+            ("litecnn export \(run)/model.safetensors --onnx demo.onnx --resolution \(resolution)", "ONNX for other runtimes"),
+            ("litecnn bench \(run)/model.safetensors --resolution \(resolution) --batch 32", "inference speed"),
+        ]
+        let width = next.map(\.0.count).max() ?? 0
+        for (command, comment) in next {
+            say("  " + command + String(repeating: " ", count: width - command.count) + "   # " + comment)
+        }
     }
 
     static func defaultRunDirectory() -> String {

@@ -13,7 +13,7 @@ struct LiteCNNCommand: ParsableCommand {
         checkpoints, metrics and learning curves.
 
         Start here:
-          litecnn demo                              # train a small MobileNet V2 on built-in data, evaluate it (minutes)
+          litecnn demo                              # train a ResNet-18 on built-in data, evaluate it (minutes)
 
         Examples:
           litecnn zoo                               # every model: params, MACs, size

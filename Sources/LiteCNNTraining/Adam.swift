@@ -78,18 +78,30 @@ public final class Adam: Optimizer {
             let correction2Root = Float((1 - pow(Double(self.beta2), t)).squareRoot())
             let stepSize = Float(Double(lr) / correction1)
             let m = entry.buffers[0], v = entry.buffers[1]
-            gradient.scalars.withUnsafeBufferPointer { g in
-                entry.parameter.value.scalars.withUnsafeMutableBufferPointer { p in
-                    parallelUpdate(p.count) { range in
-                        for i in range {
-                            let gi = g[i] + l2 * p[i]
-                            let mi = m[i] + oneMinusBeta1 * (gi - m[i])
-                            let vi = beta2 * v[i] + oneMinusBeta2 * (gi * gi)
-                            m[i] = mi
-                            v[i] = vi
-                            let denominator = vi.squareRoot() / correction2Root + eps
-                            p[i] = p[i] * decay - stepSize * (mi / denominator)
+            gradient.scalars.withUnsafeBufferPointer { gBuffer in
+                entry.parameter.value.scalars.withUnsafeMutableBufferPointer { pBuffer in
+                    guard let g = gBuffer.baseAddress, let p = pBuffer.baseAddress,
+                          let m = m.baseAddress, let v = v.baseAddress else { return }
+                    // On 8-float vectors by hand (see `rmspropUpdate`), the scalar formulas' operations in their order.
+                    @inline(__always)
+                    func update(_ i: Int, _ lanes: Int) {
+                        let weights = Vector8.load(p + i, lanes)
+                        let gi = Vector8.load(g + i, lanes) + l2 * weights
+                        let old = Vector8.load(m + i, lanes)
+                        let mi = old + oneMinusBeta1 * (gi - old)
+                        let vi = beta2 * Vector8.load(v + i, lanes) + oneMinusBeta2 * (gi * gi)
+                        Vector8.store(mi, m + i, lanes)
+                        Vector8.store(vi, v + i, lanes)
+                        let denominator = vi.squareRoot() / correction2Root + eps
+                        Vector8.store(weights * decay - stepSize * (mi / denominator), p + i, lanes)
+                    }
+                    parallelUpdate(pBuffer.count) { range in
+                        var i = range.lowerBound
+                        while i + 8 <= range.upperBound {
+                            update(i, 8)
+                            i += 8
                         }
+                        if i < range.upperBound { update(i, range.upperBound - i) }
                     }
                 }
             }

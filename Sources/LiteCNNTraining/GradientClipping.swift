@@ -23,7 +23,8 @@ public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Float) -> Float
     let factor = Float(Double(maxNorm) / (Double(norm) + 1e-6))
     guard factor < 1 else { return norm }
     for parameter in parameters where parameter.isTrainable && parameter.gradient.count > 0 {
-        parameter.gradient.scalars.withUnsafeMutableBufferPointer { g in
+        parameter.gradient.scalars.withUnsafeMutableBufferPointer { buffer in
+            let g = buffer  // a local copy: the inout argument is reloaded after every store, which blocks vectorization
             parallelUpdate(g.count) { range in
                 for i in range { g[i] *= factor }
             }
@@ -37,7 +38,8 @@ public func clipGradientValue(_ parameters: [Parameter], maxValue: Float) {
     precondition(maxValue >= 0, "clipGradientValue: maxValue \(maxValue) is negative")
     let low = -maxValue, high = maxValue
     for parameter in parameters where parameter.isTrainable && parameter.gradient.count > 0 {
-        parameter.gradient.scalars.withUnsafeMutableBufferPointer { g in
+        parameter.gradient.scalars.withUnsafeMutableBufferPointer { buffer in
+            let g = buffer  // a local copy: the inout argument is reloaded after every store, which blocks vectorization
             parallelUpdate(g.count) { range in
                 for i in range {
                     let x = g[i]
@@ -72,7 +74,7 @@ private func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
         let end = min(count - 15, i + 4096)
         while i < end {
             let v = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
-            lanes.addProduct(v, v)
+            lanes += v * v  // not addProduct: without FMA hardware in the baseline target that is a libm call per lane
             i += 16
         }
         total += Double(lanes.sum())

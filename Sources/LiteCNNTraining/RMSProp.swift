@@ -79,10 +79,10 @@ public final class RMSProp: Optimizer {
             gradient.scalars.withUnsafeBufferPointer { g in
                 entry.parameter.value.scalars.withUnsafeMutableBufferPointer { p in
                     switch (centered, momentum != 0) {
-                    case (false, false): rmspropUpdate(Off.self, Off.self, constants, p, g, v, m, buf)
-                    case (false, true): rmspropUpdate(Off.self, On.self, constants, p, g, v, m, buf)
-                    case (true, false): rmspropUpdate(On.self, Off.self, constants, p, g, v, m, buf)
-                    case (true, true): rmspropUpdate(On.self, On.self, constants, p, g, v, m, buf)
+                    case (false, false): rmspropUpdate(StaticFalse.self, StaticFalse.self, constants, p, g, v, m, buf)
+                    case (false, true): rmspropUpdate(StaticFalse.self, StaticTrue.self, constants, p, g, v, m, buf)
+                    case (true, false): rmspropUpdate(StaticTrue.self, StaticFalse.self, constants, p, g, v, m, buf)
+                    case (true, true): rmspropUpdate(StaticTrue.self, StaticTrue.self, constants, p, g, v, m, buf)
                     }
                 }
             }
@@ -98,38 +98,76 @@ public final class RMSProp: Optimizer {
 
 /// A compile-time switch: the update loop is specialized per combination, so no branch stays inside it.
 protocol StaticFlag { static var isOn: Bool { get } }
-enum On: StaticFlag { static var isOn: Bool { true } }
-enum Off: StaticFlag { static var isOn: Bool { false } }
+enum StaticTrue: StaticFlag { static var isOn: Bool { true } }
+enum StaticFalse: StaticFlag { static var isOn: Bool { false } }
 
 struct RMSPropConstants {
     var learningRate, alpha, oneMinusAlpha, momentum, weightDecay, epsilonInside, epsilonOutside: Float
 }
 
 /// One RMSProp update of `p` (see `RMSProp`); `m` and `buf` are only touched when `Centered`/`Momentum` are on.
+///
+/// Written on 8-float vectors by hand: with up to five arrays the auto-vectorizer gives up on its aliasing checks.
+/// The tail is padded into one last vector. Operations and their order are the scalar formulas' (no fused
+/// multiply-adds), so the results equal an element-by-element loop.
 private func rmspropUpdate<Centered: StaticFlag, Momentum: StaticFlag>(
     _: Centered.Type, _: Momentum.Type, _ c: RMSPropConstants, _ p: UnsafeMutableBufferPointer<Float>,
     _ g: UnsafeBufferPointer<Float>, _ v: UnsafeMutableBufferPointer<Float>, _ m: UnsafeMutableBufferPointer<Float>,
     _ buf: UnsafeMutableBufferPointer<Float>
 ) {
-    parallelUpdate(p.count) { range in
-        for i in range {
-            let gi = g[i] + c.weightDecay * p[i]
-            let vi = c.alpha * v[i] + c.oneMinusAlpha * (gi * gi)
-            v[i] = vi
-            var variance = vi
-            if Centered.isOn {
-                let mi = m[i] + c.oneMinusAlpha * (gi - m[i])
-                m[i] = mi
-                variance = vi - mi * mi
-            }
-            let denominator = (variance + c.epsilonInside).squareRoot() + c.epsilonOutside
-            if Momentum.isOn {
-                let bi = c.momentum * buf[i] + gi / denominator
-                buf[i] = bi
-                p[i] = p[i] - c.learningRate * bi
-            } else {
-                p[i] = p[i] - c.learningRate * (gi / denominator)
-            }
+    let count = p.count
+    guard let p = p.baseAddress, let g = g.baseAddress, let v = v.baseAddress, let m = m.baseAddress,
+          let buf = buf.baseAddress else { return }
+    @inline(__always)
+    func update(_ i: Int, _ lanes: Int) {
+        let gi = Vector8.load(g + i, lanes) + c.weightDecay * Vector8.load(p + i, lanes)
+        let vi = c.alpha * Vector8.load(v + i, lanes) + c.oneMinusAlpha * (gi * gi)
+        Vector8.store(vi, v + i, lanes)
+        var variance = vi
+        if Centered.isOn {
+            let old = Vector8.load(m + i, lanes)
+            let mi = old + c.oneMinusAlpha * (gi - old)
+            Vector8.store(mi, m + i, lanes)
+            variance = vi - mi * mi
         }
+        let denominator = (variance + c.epsilonInside).squareRoot() + c.epsilonOutside
+        let weights = Vector8.load(p + i, lanes)
+        if Momentum.isOn {
+            let bi = c.momentum * Vector8.load(buf + i, lanes) + gi / denominator
+            Vector8.store(bi, buf + i, lanes)
+            Vector8.store(weights - c.learningRate * bi, p + i, lanes)
+        } else {
+            Vector8.store(weights - c.learningRate * (gi / denominator), p + i, lanes)
+        }
+    }
+    parallelUpdate(count) { range in
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            update(i, 8)
+            i += 8
+        }
+        if i < range.upperBound { update(i, range.upperBound - i) }
+    }
+}
+
+/// Loads and stores of 8 floats, the last `lanes < 8` of an array padded with zeros.
+enum Vector8 {
+    @inline(__always)
+    static func load(_ pointer: UnsafePointer<Float>, _ lanes: Int) -> SIMD8<Float> {
+        if lanes == 8 { return UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self) }
+        var vector = SIMD8<Float>(repeating: 0)
+        for k in 0..<lanes { vector[k] = pointer[k] }
+        return vector
+    }
+
+    @inline(__always)
+    static func load(_ pointer: UnsafeMutablePointer<Float>, _ lanes: Int) -> SIMD8<Float> {
+        load(UnsafePointer(pointer), lanes)
+    }
+
+    @inline(__always)
+    static func store(_ vector: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>, _ lanes: Int) {
+        if lanes == 8 { UnsafeMutableRawPointer(pointer).storeBytes(of: vector, as: SIMD8<Float>.self); return }
+        for k in 0..<lanes { pointer[k] = vector[k] }
     }
 }

@@ -64,7 +64,8 @@ public final class SGD: Optimizer {
             let bufferPart: Float = hasMomentum ? (nesterov ? mu : 1) : 0
             let momentumBuffer = entry.buffers.first
             gradient.scalars.withUnsafeBufferPointer { g in
-                entry.parameter.value.scalars.withUnsafeMutableBufferPointer { p in
+                entry.parameter.value.scalars.withUnsafeMutableBufferPointer { buffer in
+                    let p = buffer  // a local copy: the inout argument is reloaded after every store, which blocks vectorization
                     parallelUpdate(p.count) { range in
                         if let b = momentumBuffer {
                             for i in range {
@@ -133,7 +134,13 @@ final class ParameterState {
 
     /// Allocates `kinds` zero-filled arrays with the parameter's element count, once.
     func prepare(kinds: Int) {
-        guard buffers.isEmpty, kinds > 0 else { return }
+        if let first = buffers.first {
+            // The state was sized for the old shape; updating with it would read and write out of bounds.
+            precondition(first.count == parameter.count,
+                         "optimizer state of \"\(name)\" has \(first.count) elements but the parameter now has \(parameter.count) (shape \(parameter.shape)); build a new optimizer after changing a parameter's shape")
+            return
+        }
+        guard kinds > 0 else { return }
         buffers = (0..<kinds).map { _ in
             let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: parameter.count)
             buffer.initialize(repeating: 0)

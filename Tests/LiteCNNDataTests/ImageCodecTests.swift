@@ -1,5 +1,6 @@
 // Tests of PNG/JPEG decoding and encoding (ImageCodec): exact PNG pixels for every color type and bit depth, JPEG
 // within tolerance (baseline, progressive, gray), and errors naming the file for corrupt, truncated and huge images.
+import CImageDecode
 import Foundation
 import LiteCNNData
 import LiteCNNIO
@@ -125,6 +126,17 @@ final class ImageCodecTests: XCTestCase {
         hugeJPEG[sof + 5] = 0xFF; hugeJPEG[sof + 6] = 0x00   // height 65280 (libjpeg itself stops at 65500)
         hugeJPEG[sof + 7] = 0xFF; hugeJPEG[sof + 8] = 0x00   // width
         assertThrowsMentioning(["huge.jpg", "65280x65280", "limit"]) { _ = try ImageCodec.decode(hugeJPEG, fileName: "huge.jpg") }
+
+        // CMYK JPEGs are refused by name (PIL would convert them; libjpeg gives no RGB for them).
+        var output: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let cmykPixels = [UInt8](repeating: 60, count: 8 * 8 * 4)
+        XCTAssertEqual(litecnn_encode_jpeg(cmykPixels, 8, 8, 4, 90, 0, &output, &length, &message), 0)
+        let cmyk = Array(UnsafeBufferPointer(start: output, count: length))
+        litecnn_buffer_free(output)
+        assertThrowsMentioning(["cmyk.jpg", "CMYK"]) { _ = try ImageCodec.decode(cmyk, fileName: "cmyk.jpg") }
+        assertThrowsMentioning(["cmyk.jpg", "CMYK"]) { _ = try ImageCodec.probe(cmyk, fileName: "cmyk.jpg") }
 
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("litecnn-missing-\(UUID().uuidString).png")
         assertThrowsMentioning([missing.path]) { _ = try ImageCodec.decode(contentsOf: missing) }

@@ -137,6 +137,26 @@ final class IDXReaderTests: XCTestCase {
         try checkMNISTSplits(try DataSource.open(path: plain.path, format: .idx), train: 23, test: 7)
     }
 
+    /// A gzipped MNIST-sized training file (60 000 × 28 × 28) loads with exact pixels; prints the load time.
+    func testFullSizeGzippedTrainingSplit() throws {
+        let root = try DataFixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let count = 60_000, size = 28 * 28
+        var pixels = [UInt8](repeating: 0, count: count * size)
+        for i in stride(from: 0, to: pixels.count, by: 97) { pixels[i] = UInt8(i / 97 % 251) }
+        let images = root.appendingPathComponent("train-images-idx3-ubyte.gz"), labels = root.appendingPathComponent("train-labels-idx1-ubyte.gz")
+        try DataFixtures.write(DataFixtures.gzip(DataFixtures.idx(dims: [count, 28, 28], data: pixels)), images)
+        try DataFixtures.write(DataFixtures.gzip(DataFixtures.idx(dims: [count], data: (0..<count).map { UInt8($0 % 10) })), labels)
+        let start = Date()
+        let dataset = try IDX.load(images: images, labels: labels)
+        let seconds = Date().timeIntervalSince(start)
+        print("IDX: 60000×28×28 gzipped (\(try FileManager.default.attributesOfItem(atPath: images.path)[.size] ?? 0) bytes) loaded in \(String(format: "%.3f", seconds)) s")
+        XCTAssertEqual(dataset.count, count)
+        let sample = try dataset.sample(at: 59_999)
+        XCTAssertEqual(sample.label, 9)
+        XCTAssertEqual(sample.image.scalars, (0..<size).map { Float(pixels[59_999 * size + $0]) / 255 })
+    }
+
     func testBadFilesGiveErrorsNamingTheFile() throws {
         let root = try DataFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: root) }

@@ -20,9 +20,9 @@ final class LearningTests: XCTestCase {
     }
 
     static func configuration(label: String) -> TrainingConfiguration {
-        var c = TrainingConfiguration(model: label, data: "shapes", samples: 2000, resolution: 16, epochs: 3,
+        var c = TrainingConfiguration(model: label, data: "shapes", samples: 3000, resolution: 16, epochs: 4,
                                       batchSize: 32, learningRate: 0.005, optimizer: .adam, seed: 1)
-        c.testSamples = 400
+        c.testSamples = 500
         c.threads = 2
         c.schedule = ScheduleKind.cosine.rawValue
         c.warmupEpochs = 0.25
@@ -52,7 +52,7 @@ final class LearningTests: XCTestCase {
         // Distillation: a narrower student trained against the teacher's softened outputs and the labels. The
         // teacher is passed as weights in the network's own layout: build the same architecture and load them.
         var studentConfiguration = Self.configuration(label: "small_cnn_student")
-        studentConfiguration.epochs = 2
+        studentConfiguration.epochs = 3
         studentConfiguration.temperature = 4
         studentConfiguration.distillWeight = 0.7
         let student = try Trainer(configuration: studentConfiguration, data: try Trainer.openData(studentConfiguration),

@@ -54,7 +54,7 @@ int litecnn_encode_png(const void *pixels, int32_t width, int32_t height, int32_
                        const uint8_t *palette, int32_t paletteCount, const uint8_t *alphas, int32_t alphaCount,
                        int32_t interlaced, uint8_t **output, size_t *outputLength, char *message);
 
-/// Encodes 8-bit gray (`channels` 1) or RGB (3) HWC pixels as a JFIF JPEG of `quality` 1…100, progressive when
+/// Encodes 8-bit gray (`channels` 1), RGB (3) or CMYK (4, which the decoder refuses; for tests) HWC pixels as a JFIF JPEG of `quality` 1…100, progressive when
 /// `progressive` is nonzero. `*output` is malloc'd (release with `litecnn_buffer_free`).
 int litecnn_encode_jpeg(const uint8_t *pixels, int32_t width, int32_t height, int32_t channels, int32_t quality,
                         int32_t progressive, uint8_t **output, size_t *outputLength, char *message);
