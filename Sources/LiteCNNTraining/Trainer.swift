@@ -307,7 +307,8 @@ public final class Trainer {
                 trainTop1: state.seen == 0 ? 0 : 100 * Double(state.correct) / Double(state.seen),
                 testLoss: evaluation.meanLoss, testTop1: evaluation.top1, testTop5: evaluation.top5,
                 imagesPerSecond: state.trainSeconds > 0 ? Double(state.seen) / state.trainSeconds : 0,
-                learningRate: Double(state.learningRate), elapsedSeconds: elapsed())
+                // The Float's shortest decimal (0.01, not 0.009999999776) for the files and JSON lines.
+                learningRate: Double("\(state.learningRate)") ?? Double(state.learningRate), elapsedSeconds: elapsed())
             state.history.append(metrics)
             state.epoch += 1
             state.stepInEpoch = 0
