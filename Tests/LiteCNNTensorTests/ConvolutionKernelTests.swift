@@ -129,6 +129,16 @@ final class ConvolutionKernelTests: XCTestCase {
         checkAll(geometry(1, 4, 30, 24, 24, k: (3, 3), pad: (1, 1, 1, 1), groups: 24), seed: 57)
     }
 
+    /// Training-sized shapes, so that every kernel splits its rows, tiles and accumulators over the worker pool (the
+    /// small shapes above stay on one thread): MobileNet-like depthwise, pointwise and dense layers at batch 16.
+    func testTrainingSizedShapesUseEveryThreadedPath() {
+        checkAll(geometry(16, 16, 16, 96, 96, k: (3, 3), pad: (1, 1, 1, 1), groups: 96), seed: 200)
+        checkAll(geometry(16, 16, 16, 96, 96, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 96), seed: 201)
+        checkAll(geometry(16, 8, 8, 64, 96, k: (1, 1)), seed: 202)
+        checkAll(geometry(16, 8, 8, 32, 48, k: (3, 3), pad: (1, 1, 1, 1)), seed: 203)
+        checkAll(geometry(16, 16, 16, 3, 32, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)), seed: 204)
+    }
+
     func testDepthwiseGeneric() {
         checkAll(geometry(1, 9, 10, 3, 3, k: (3, 3), d: (2, 2), pad: (2, 2, 2, 2), groups: 3), seed: 60)
         checkAll(geometry(2, 8, 9, 7, 7, k: (3, 3), pad: (0, 1, 2, 1), groups: 7), seed: 61)
