@@ -18,11 +18,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import tempfile
+
+from bench_common import cpu_model, find_litecnn
 
 DEFAULT_MODELS = ["squeezenet1_1", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
                   "shufflenet_v2_x1_0", "efficientnet_b0", "resnet18"]
@@ -61,27 +62,6 @@ except OSError:
 print(json.dumps({"median_ms": statistics.median(ts), "first_inference_ms": first, "peak_rss_bytes": rss,
                   "version": rt.__version__}))
 """
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def find_litecnn(explicit):
-    if explicit:
-        return explicit
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    import glob
-    candidates = glob.glob(os.path.join(root, ".build*", "release", "litecnn"))
-    # The most recently built one (several scratch folders may exist).
-    return max(candidates, key=os.path.getmtime) if candidates else "litecnn"
 
 
 def run_json(cmd, timeout):

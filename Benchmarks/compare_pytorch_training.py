@@ -28,11 +28,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import tempfile
+
+from bench_common import cpu_model, find_litecnn
 import threading
 
 DEFAULT_CASES = ["squeezenet1_1:64:32", "mobilenet_v2:64:32", "shufflenet_v2_x1_0:64:32", "mobilenet_v2:224:16"]
@@ -121,29 +122,6 @@ for epoch in range(epochs):
                     "test_top1": 100 * hits / len(xte)})
 print(json.dumps({"history": history, "seconds": time.perf_counter() - t0, "torch": torch.__version__}))
 """
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def find_litecnn(explicit):
-    if explicit:
-        return explicit
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates = []
-    for entry in os.listdir(root):
-        path = os.path.join(root, entry, "release", "litecnn")
-        if entry.startswith(".build") and os.path.isfile(path) and os.access(path, os.X_OK):
-            candidates.append(path)
-    return max(candidates, key=os.path.getmtime) if candidates else "litecnn"
 
 
 class ChildResult:
