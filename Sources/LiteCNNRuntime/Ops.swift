@@ -104,7 +104,7 @@ func applyUnary(_ kind: UnaryKind, src: UnsafePointer<Float>, dst: UnsafeMutable
     switch kind {
     case .copy:
         if UnsafePointer(dst) != src { run { r in (dst + r.lowerBound).update(from: src + r.lowerBound, count: r.count) } }
-    case .relu: run { r in for i in r { dst[i] = max(src[i], 0) } }
+    case .relu: Kernels.activate(.relu, src: src, dst: dst, count: count)
     case let .clip(lo, hi): run { r in for i in r { dst[i] = min(max(src[i], lo), hi) } }
     case .sigmoid: Kernels.activate(.sigmoid, src: src, dst: dst, count: count)
     case let .hardSigmoid(a, b): run { r in for i in r { dst[i] = min(max(a * src[i] + b, 0), 1) } }

@@ -120,7 +120,7 @@ extension PlanBuilder {
             let dims = out.physicalShape, so = contiguousStrides(dims), sc = so, pr = perm.map { sr[$0] }, rs = r.slot
             emit(reads: [cs, rs], writes: [dst], label: "Add") {
                 applyBinary(.add, dims: dims, out: f[dst], outStrides: so, a: f[cs], aStrides: sc, b: f[rs], bStrides: pr)
-                Kernels.activate(epilogue, src: f[dst], dst: f[dst], count: count)
+                if epilogue != .none { Kernels.activate(epilogue, src: f[dst], dst: f[dst], count: count) }
                 if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
             }
             set(node.outputs[0], out)
