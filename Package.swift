@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "LiteCNNRuntime", targets: ["LiteCNNRuntime"]),
         .library(name: "LiteCNNData", targets: ["LiteCNNData"]),
         .library(name: "LiteCNNTraining", targets: ["LiteCNNTraining"]),
+        .library(name: "LiteCNNCompression", targets: ["LiteCNNCompression"]),
         // MARK: Command-line tool
         .executable(name: "litecnn", targets: ["LiteCNNCLI"]),
     ],
@@ -53,10 +54,14 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
         .target(name: "LiteCNNData", dependencies: ["LiteCNNTensor", "LiteCNNIO", "CImageCodecs", "CImageDecode"]),
         // MARK: Training (level 4): optimizers, schedules, losses, the loop, checkpoints
-        .target(name: "LiteCNNTraining", dependencies: ["LiteCNNLayers", "LiteCNNModels", "LiteCNNIO", "LiteCNNData"]),
+        .target(name: "LiteCNNTraining", dependencies: ["LiteCNNLayers", "LiteCNNModels", "LiteCNNIO", "LiteCNNData", "LiteCNNRuntime"]),
+        .target(name: "LiteCNNCompression", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNModels",
+                                                           "LiteCNNIO", "LiteCNNONNX", "LiteCNNRuntime", "LiteCNNData",
+                                                           "LiteCNNTraining"]),
         // MARK: Umbrella
         .target(name: "LiteCNN", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNModels", "LiteCNNIO",
-                                                "LiteCNNONNX", "LiteCNNRuntime", "LiteCNNData", "LiteCNNTraining"]),
+                                                "LiteCNNONNX", "LiteCNNRuntime", "LiteCNNData", "LiteCNNTraining",
+                                                "LiteCNNCompression"]),
         // MARK: CLI
         .executableTarget(
             name: "LiteCNNCLI",
@@ -72,5 +77,6 @@ let package = Package(
         .testTarget(name: "LiteCNNRuntimeTests", dependencies: ["LiteCNN", "_TestSupport"]),
         .testTarget(name: "LiteCNNDataTests", dependencies: ["LiteCNNData", "_TestSupport"]),
         .testTarget(name: "LiteCNNTrainingTests", dependencies: ["LiteCNNTraining", "_TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "LiteCNNCompressionTests", dependencies: ["LiteCNN", "_TestSupport"]),
     ]
 )

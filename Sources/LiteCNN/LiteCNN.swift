@@ -8,3 +8,4 @@
 @_exported import LiteCNNRuntime
 @_exported import LiteCNNData
 @_exported import LiteCNNTraining
+@_exported import LiteCNNCompression

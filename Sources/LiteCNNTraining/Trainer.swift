@@ -71,6 +71,12 @@ public final class Trainer {
 
     /// Called after every optimizer step.
     public var onStep: ((StepReport) -> Void)?
+    /// Called after backward (and gradient clipping), just before the optimizer step: compression uses it to gather
+    /// gradients per weight-sharing cluster or to zero the gradients of pruned weights.
+    public var beforeOptimizerStep: (() -> Void)?
+    /// Called right after the optimizer step, before `onStep`: compression uses it to re-apply pruning masks and snap
+    /// shared weights to their codebook.
+    public var afterOptimizerStep: (() -> Void)?
     /// Called after every epoch with its metrics (already written to the run directory).
     public var onEpoch: ((EpochMetrics) -> Void)?
     /// Called when evaluation starts after an epoch, and with (done, total) samples while it runs.
@@ -353,7 +359,9 @@ public final class Trainer {
         }
         let rate = schedule.learningRate(step: state.globalStep, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
         optimizer.learningRate = rate
+        beforeOptimizerStep?()
         optimizer.step()
+        afterOptimizerStep?()
 
         var batchMetrics = ClassificationMetrics(classCount: logits.shape[1])
         batchMetrics.add(logits: logits, labels: batch.labels, meanLoss: loss)
