@@ -19,7 +19,7 @@ final class ExportTests: XCTestCase {
     static let allowedOps: Set<String> = [
         "Conv", "BatchNormalization", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Mul", "Add", "MaxPool",
         "AveragePool", "GlobalAveragePool", "Flatten", "Gemm", "Concat", "Split", "Reshape", "Transpose", "Softmax",
-        "Identity",
+        "Identity", "Slice", "ReduceMean",
     ]
 
     // MARK: One variant of every family
@@ -52,13 +52,15 @@ final class ExportTests: XCTestCase {
 
     // MARK: Errors and options
 
-    func testAdaptivePoolingThatDoesNotDivideThrowsNamingTheLayer() throws {
+    // At low resolution AlexNet and VGG pool a 1×1 or 2×2 map adaptively to 6×6 / 7×7 (repeated and overlapping
+    // bins): exported as Slice/ReduceMean/Concat, checked against the layer tree.
+    func testAdaptivePoolingWithUnevenBinsIsExact() throws {
+        try check("alexnet", resolution: 64, batch: 2)
+        try check("vgg11", resolution: 64, batch: 2)
+        try check("vgg11", resolution: 96, batch: 1)
         let model = try ModelZoo.build("vgg11", options: ModelOptions(classCount: 10))
-        XCTAssertThrowsError(try exportGraph(model, inputChannels: 3, height: 64, width: 64)) { error in
-            let text = String(describing: error)
-            XCTAssertTrue(text.contains("'avgpool'"), text)
-            XCTAssertTrue(text.contains("2×2 to 7×7"), text)
-        }
+        let graph = try exportGraph(model, inputChannels: 3, height: 64, width: 64, opset: 18)
+        XCTAssertTrue(graph.nodes.contains { $0.opType == "ReduceMean" && $0.inputs.count == 2 }, "opset 18 passes axes as an input")
     }
 
     func testStaticBatchAndMetadata() throws {
@@ -289,6 +291,32 @@ struct ReferenceEvaluator {
             case "Transpose": outputs = [transpose(try x(0), perm: node.ints("perm")!)]
             case "Softmax": outputs = [softmax(try x(0), axis: node.int("axis") ?? -1)]
             case "Identity": outputs = [try x(0)]
+            case "Slice":
+                // Rank-4 slices along one axis with step 1 (what adaptive pooling exports).
+                let t = try x(0)
+                let (start, end, axis) = (ints[node.inputs[1]]![0], ints[node.inputs[2]]![0], ints[node.inputs[3]]![0])
+                var shape = t.shape
+                shape[axis] = end - start
+                let inner = t.shape[(axis + 1)...].reduce(1, *), outer = t.shape[..<axis].reduce(1, *)
+                var out: [Float] = []
+                for o in 0..<outer {
+                    let base = o * t.shape[axis] * inner
+                    out += t.scalars[(base + start * inner)..<(base + end * inner)]
+                }
+                outputs = [Tensor(shape: shape, scalars: out)]
+            case "ReduceMean":
+                let t = try x(0)
+                let axis = node.inputs.count > 1 ? ints[node.inputs[1]]![0] : node.ints("axes")![0]
+                var shape = t.shape
+                shape[axis] = 1
+                let inner = t.shape[(axis + 1)...].reduce(1, *), outer = t.shape[..<axis].reduce(1, *), n = t.shape[axis]
+                var out = [Float](repeating: 0, count: outer * inner)
+                for o in 0..<outer { for i in 0..<inner {
+                    var sum: Float = 0
+                    for k in 0..<n { sum += t.scalars[(o * n + k) * inner + i] }
+                    out[o * inner + i] = sum / Float(n)
+                } }
+                outputs = [Tensor(shape: shape, scalars: out)]
             default: throw Failure(description: "\(node.name): no reference for \(node.opType)")
             }
             for (name, value) in zip(node.outputs, outputs) { values[name] = value }

@@ -36,7 +36,10 @@ extension AvgPool2D: GraphEmitting {
 }
 
 /// Output 1×1: `GlobalAveragePool`; output = input size: nothing; sizes that divide evenly: `AveragePool` with
-/// kernel = stride = input / output. Other sizes (overlapping bins) throw, naming the layer.
+/// kernel = stride = input / output. Other sizes (PyTorch's overlapping or repeated bins, e.g. AlexNet's 6×6 from a
+/// 2×2 map at low resolution): the pooling is separable, so each output row `i` is `ReduceMean` over the rows
+/// `⌊i·H/oh⌋ ..< ⌈(i+1)·H/oh⌉` (a `Slice`), the rows are `Concat`enated on axis 2, and the same is done for the
+/// columns on axis 3 — exact, parameter-free, and channel-agnostic.
 extension AdaptiveAvgPool2D: GraphEmitting {
     public func emit(into builder: inout GraphBuilder, input: String, inputShape: [Int], prefix: String) throws -> String {
         guard inputShape.count == 4 else {
@@ -49,16 +52,37 @@ extension AdaptiveAvgPool2D: GraphEmitting {
             return builder.add("GlobalAveragePool", name: graphNodeName(prefix, "GlobalAveragePool"), inputs: [input])
         }
         if oh == h && ow == w { return input }
-        guard h % oh == 0, w % ow == 0 else {
-            throw layerError("AdaptiveAvgPool2D from \(h)×\(w) to \(oh)×\(ow): the input does not divide evenly into the output, "
-                             + "so the pooling has no AveragePool form; export at a resolution where it does "
-                             + "(e.g. the model's default)", prefix: prefix, opType: "AveragePool", opset: builder.opset)
+        if h % oh == 0, w % ow == 0 {
+            let (kh, kw) = (h / oh, w / ow)
+            return builder.add("AveragePool", name: graphNodeName(prefix, "AveragePool"), inputs: [input], attributes: [
+                "kernel_shape": .ints([kh, kw]), "strides": .ints([kh, kw]), "pads": .ints([0, 0, 0, 0]),
+                "ceil_mode": .int(0), "count_include_pad": .int(0),
+            ])
         }
-        let (kh, kw) = (h / oh, w / ow)
-        return builder.add("AveragePool", name: graphNodeName(prefix, "AveragePool"), inputs: [input], attributes: [
-            "kernel_shape": .ints([kh, kw]), "strides": .ints([kh, kw]), "pads": .ints([0, 0, 0, 0]),
-            "ceil_mode": .int(0), "count_include_pad": .int(0),
-        ])
+        let rows = emitBins(axis: 2, inputSize: h, outputSize: oh, input: input, into: &builder, prefix: prefix)
+        return emitBins(axis: 3, inputSize: w, outputSize: ow, input: rows, into: &builder, prefix: prefix)
+    }
+
+    /// Adaptive average pooling along one axis of an NCHW value: one `Slice` + `ReduceMean` per output position,
+    /// `Concat`enated (nothing when the sizes are equal).
+    private func emitBins(axis: Int, inputSize: Int, outputSize: Int, input: String, into builder: inout GraphBuilder,
+                          prefix: String) -> String {
+        if inputSize == outputSize { return input }
+        var parts: [String] = []
+        let axes = builder.int([axis])
+        for i in 0..<outputSize {
+            let start = i * inputSize / outputSize, end = ((i + 1) * inputSize + outputSize - 1) / outputSize
+            let slice = builder.add("Slice", name: graphNodeName(prefix, "Slice"),
+                                    inputs: [input, builder.int([start]), builder.int([end]), axes])
+            if builder.opset >= 18 {
+                parts.append(builder.add("ReduceMean", name: graphNodeName(prefix, "ReduceMean"), inputs: [slice, axes],
+                                         attributes: ["keepdims": .int(1)]))
+            } else {
+                parts.append(builder.add("ReduceMean", name: graphNodeName(prefix, "ReduceMean"), inputs: [slice],
+                                         attributes: ["axes": .ints([axis]), "keepdims": .int(1)]))
+            }
+        }
+        return builder.add("Concat", name: graphNodeName(prefix, "Concat"), inputs: parts, attributes: ["axis": .int(axis)])
     }
 }
 
