@@ -338,4 +338,70 @@ final class RuntimeTests: XCTestCase {
         XCTAssertEqual(one.shape, [2, 32, 20, 20])
         for (a, b) in zip(one.scalars, two.scalars) { XCTAssertEqual(a, b, accuracy: 1e-4) }
     }
+
+    // MARK: Batch parallelism across images
+
+    /// A per-image network (conv, BN, residual, SE gate, pooling, flatten, Gemm, softmax over classes) gives the same
+    /// results whichever way two threads share a batch, including odd batches and batch sizes below the thread count.
+    func testSubBatchesAcrossThreadsMatchOnePlan() throws {
+        let m = GraphMaker(seed: 80)
+        let a = m.op1("Relu", [m.batchNorm(m.conv("input", 3, 8, ["pads": .ints([1, 1, 1, 1])]), 8)])
+        let b = m.conv(a, 8, 8, ["pads": .ints([1, 1, 1, 1])])
+        let gate = m.op1("Sigmoid", [m.conv(m.op1("GlobalAveragePool", [b]), 8, 8, k: [1, 1])])
+        let sum = m.op1("Relu", [m.op1("Add", [m.op1("Mul", [b, gate]), a])])
+        let pooled = m.op1("MaxPool", [sum], ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])])
+        let flat = m.op1("Flatten", [pooled])
+        let logits = m.op1("Gemm", [flat, m.weight([5, 8 * 5 * 5]), m.weight([5])], ["transB": .int(1)])
+        let y = m.op1("Softmax", [logits], ["axis": .int(1)])
+        let g = m.graph(input: [.symbolic("N"), .fixed(3), .fixed(10), .fixed(10)], output: y)
+        defer { WorkerPool.shared.threadCount = WorkerPool.shared.maximumThreads }
+        guard WorkerPool.shared.maximumThreads >= 2 else { throw XCTSkip("needs two threads") }
+        let within = try InferenceEngine(graph: g, options: .init(threads: 2, batchParallelism: .withinOperators))
+        let across = try InferenceEngine(graph: g, options: .init(threads: 2, batchParallelism: .acrossImages))
+        let automatic = try InferenceEngine(graph: g, options: .init(threads: 2))
+        for batch in [1, 2, 5, 8] {
+            let input = randomInput([batch, 3, 10, 10], seed: UInt64(batch))
+            let want = try within.run(input)
+            let got = try across.run(input)
+            XCTAssertEqual(got.shape, [batch, 5])
+            XCTAssertEqual(across.batchParallelismUsed(forInputShape: input.shape), batch >= 2 ? .acrossImages : .withinOperators)
+            XCTAssertEqual(within.batchParallelismUsed(forInputShape: input.shape), .withinOperators)
+            for (x, w) in zip(got.scalars, want.scalars) { XCTAssertEqual(x, w, accuracy: 1e-5) }
+            // NHWC entry point too.
+            let nhwc = try across.runNHWC(input.nchwToNHWC())
+            for (x, w) in zip(nhwc.scalars, want.scalars) { XCTAssertEqual(x, w, accuracy: 1e-5) }
+            // Automatic: trial runs both ways, then sticks to one; every run is right.
+            for _ in 0..<6 {
+                let auto = try automatic.run(input)
+                for (x, w) in zip(auto.scalars, want.scalars) { XCTAssertEqual(x, w, accuracy: 1e-5) }
+            }
+            XCTAssertNotNil(automatic.batchParallelismUsed(forInputShape: input.shape))
+        }
+        try check(g, [5, 3, 10, 10], engine: across)
+    }
+
+    /// Operators that combine images (softmax over the batch axis, a transpose or reshape that moves the batch, a
+    /// reduction over it) keep the batch in one plan even when splitting is forced.
+    func testOperatorsMixingImagesAreNeverSplit() throws {
+        defer { WorkerPool.shared.threadCount = WorkerPool.shared.maximumThreads }
+        guard WorkerPool.shared.maximumThreads >= 2 else { throw XCTSkip("needs two threads") }
+        let shapeIn: [ValueInfo.Dimension] = [.symbolic("N"), .fixed(2), .fixed(3), .fixed(3)]
+        var graphs: [Graph] = []
+        let m1 = GraphMaker(seed: 81)
+        graphs.append(m1.graph(input: shapeIn, output: m1.op1("Softmax", [m1.op1("Flatten", [m1.conv("input", 2, 2)])], ["axis": .int(0)])))
+        let m2 = GraphMaker(seed: 82)
+        graphs.append(m2.graph(input: shapeIn, output: m2.op1("Transpose", [m2.conv("input", 2, 3)], ["perm": .ints([1, 0, 2, 3])])))
+        let m3 = GraphMaker(seed: 83)
+        graphs.append(m3.graph(input: shapeIn, output: m3.op1("ReduceMean", [m3.conv("input", 2, 3)], ["axes": .ints([0]), "keepdims": .int(1)])))
+        let m4 = GraphMaker(seed: 84)
+        graphs.append(m4.graph(input: shapeIn, output: m4.op1("Reshape", [m4.conv("input", 2, 3), m4.ints([1, -1])])))
+        let m5 = GraphMaker(seed: 85)
+        let flat5 = m5.op1("Flatten", [m5.conv("input", 2, 2)])
+        graphs.append(m5.graph(input: shapeIn, output: m5.op1("MatMul", [flat5, m5.op1("Transpose", [flat5], ["perm": .ints([1, 0])])])))
+        for g in graphs {
+            let across = try InferenceEngine(graph: g, options: .init(threads: 2, batchParallelism: .acrossImages))
+            try check(g, [4, 2, 3, 3], engine: across)
+            XCTAssertEqual(across.batchParallelismUsed(forInputShape: [4, 2, 3, 3]), .withinOperators, "\(g.nodes.last!.opType)")
+        }
+    }
 }
