@@ -9,7 +9,8 @@ import LiteCNNTensor
 /// sums (Double) give any run's sum in O(block), and each Lloyd iteration is then `k` binary searches for the
 /// decision boundaries (midpoints between neighbouring centroids) plus `k` run sums — O(k·(log n + block)) per
 /// iteration instead of O(n·k). The final assignment of every weight is one binary search over the k − 1 boundaries,
-/// split over the worker pool. VGG-16's 103 M-weight fc6 clusters in a few seconds.
+/// split over the worker pool. VGG-16's 103 M-weight fc6 (4096×25088) clusters in under 20 s on the 2-core VM
+/// (measured with other builds running), memory ≈ 3 copies of the layer (values, sorted copy, radix buffer).
 public enum WeightSharing {
     /// k-means over the tensor's NON-ZERO values with linear initialization between their min and max (Deep
     /// Compression), Lloyd iterations; exact zeros (pruned weights) stay zero via a dedicated 0 entry.
@@ -215,20 +216,31 @@ public enum WeightSharing {
             count = n
         }
         var temp = [UInt32](repeating: 0, count: n)
-        for pass in 0..<3 {
-            let shift = UInt32(pass * 11)
-            var counts = [Int](repeating: 0, count: 2049)
-            keys.withUnsafeBufferPointer { k in
-                for i in 0..<n { counts[Int((k[i] >> shift) & 0x7FF) + 1] += 1 }
+        // One counting pass for all three digits, then three scatter passes.
+        var counts = [Int](repeating: 0, count: 3 * 2048)
+        keys.withUnsafeBufferPointer { k in
+            counts.withUnsafeMutableBufferPointer { c in
+                for i in 0..<n {
+                    let key = k[i]
+                    c[Int(key & 0x7FF)] += 1
+                    c[2048 + Int((key >> 11) & 0x7FF)] += 1
+                    c[4096 + Int(key >> 22)] += 1
+                }
             }
-            for d in 0..<2048 { counts[d + 1] += counts[d] }
+        }
+        for pass in 0..<3 {
+            let shift = UInt32(pass * 11), base = pass * 2048
+            var offsets = [Int](repeating: 0, count: 2048)
+            var running = 0
+            for d in 0..<2048 { offsets[d] = running; running += counts[base + d] }
             keys.withUnsafeBufferPointer { k in
                 temp.withUnsafeMutableBufferPointer { t in
-                    counts.withUnsafeMutableBufferPointer { c in
+                    offsets.withUnsafeMutableBufferPointer { o in
                         for i in 0..<n {
-                            let d = Int((k[i] >> shift) & 0x7FF)
-                            t[c[d]] = k[i]
-                            c[d] += 1
+                            let key = k[i]
+                            let d = Int((key >> shift) & 0x7FF)
+                            t[o[d]] = key
+                            o[d] += 1
                         }
                     }
                 }
