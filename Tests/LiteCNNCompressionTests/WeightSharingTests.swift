@@ -1,4 +1,5 @@
 import LiteCNN
+import Foundation
 import XCTest
 import _TestSupport
 
@@ -185,5 +186,49 @@ final class WeightSharingTests: XCTestCase {
             for i in stride(from: 0, to: values.count, by: 2) { XCTAssertEqual(values[i], 0) }
             XCTAssertEqual(values, tuning.codebooks["weight"]!.decoded().scalars)
         }
+    }
+
+    func testTrainerRunWithInstalledFineTuningKeepsCodebooksAndPrunedZeros() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("litecnn-codebook-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: directory) }
+        var c = TrainingConfiguration(model: "small_cnn", data: "shapes", samples: 64, resolution: 16, epochs: 1, batchSize: 16,
+                                      learningRate: 0.05, optimizer: .sgd, seed: 3)
+        c.momentum = 0.9
+        c.weightDecay = 1e-3
+        c.testSamples = 16
+        c.threads = 2
+        let net = Sequential([
+            Conv2D(3, 8, kernelSize: 3, padding: 1), BatchNorm2D(8), ReLU(), MaxPool2D(kernelSize: 2),
+            Conv2D(8, 12, kernelSize: 3, padding: 1), BatchNorm2D(12), ReLU(), GlobalAvgPool(), Linear(12, 10),
+        ])
+        let params = net.namedParameters()
+        let shared = params.filter { $0.parameter.isTrainable && $0.parameter.shape.count >= 2 }
+        XCTAssertEqual(shared.count, 3)
+        var codebooks: [String: CodebookTensor] = [:]
+        var pruned: [String: [Bool]] = [:]
+        for (name, p) in shared {
+            // Prune every third weight, then share the rest with 3 bits.
+            p.value.scalars = p.value.scalars.enumerated().map { $0.offset % 3 == 0 ? 0 : $0.element }
+            pruned[name] = p.value.scalars.map { $0 == 0 }
+            codebooks[name] = WeightSharing.cluster(p.value, bits: 3)
+        }
+        let trainer = try Trainer(configuration: c, data: try Trainer.openData(c), runDirectory: RunDirectory(directory),
+                                  resume: false, customModel: net)
+        let tuning = CodebookFineTuning(parameters: params, codebooks: codebooks)
+        tuning.install(on: trainer)
+        var steps = 0
+        trainer.onStep = { _ in
+            steps += 1
+            for (name, p) in shared {
+                let values = p.value.scalars
+                XCTAssertLessThanOrEqual(Set(values).count, 8, name)
+                XCTAssertEqual(values, tuning.codebooks[name]!.decoded().scalars, "\(name) equals its codebook")
+                XCTAssertFalse(zip(pruned[name]!, values).contains { $0.0 && $0.1 != 0 }, "\(name): a pruned weight moved")
+            }
+        }
+        XCTAssertEqual(try trainer.run(), .finished)
+        XCTAssertEqual(steps, 4)
+        for (name, book) in codebooks { XCTAssertNotEqual(tuning.codebooks[name]!.codebook, book.codebook, "\(name) trained") }
     }
 }
