@@ -9,8 +9,9 @@ struct EvalCommand: ParsableCommand {
         abstract: "Evaluate a trained model on the test split: top-1, top-5, loss, per-class accuracy, confusion matrix.",
         discussion: """
         MODEL is a run directory written by `litecnn train` (its model.safetensors is evaluated on the data, \
-        resolution and normalization of its config.json, each of which a flag may override) or a weights file \
-        written by saveZooModel (`litecnn weights`, RUN_DIR/model.safetensors), which needs --data. The model runs \
+        resolution and normalization of its config.json, each of which a flag may override), a weights file \
+        written by saveZooModel (`litecnn weights`, RUN_DIR/model.safetensors), or an .onnx or .lcz file (run by the \
+        inference runtime at the file's own input size); files need --data. The model runs \
         in eval mode (BatchNorm running statistics, no dropout) on the test split, without augmentation: resize of \
         the shorter side, centre crop to --resolution, normalize with --mean/--std.
 
@@ -25,7 +26,7 @@ struct EvalCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: ArgumentHelp("A run directory, or a weights file (.safetensors with litecnn.model metadata).", valueName: "run-dir|weights"))
+    @Argument(help: ArgumentHelp("A run directory, a weights file (.safetensors with litecnn.model metadata), or an .onnx or .lcz file.", valueName: "run-dir|file"))
     var model: String
 
     @OptionGroup(title: "Data (default: the run's)") var dataArguments: DataArguments
@@ -78,6 +79,9 @@ struct EvalCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: weightsURL.path) else {
                 throw CommandError("\(weightsURL.path) does not exist: the run has not finished an epoch or a checkpoint yet")
             }
+        } else if let kind = try? ModelSource.classify(model), kind.isGraphFile {
+            try evaluateGraphFile(progress: progress)
+            return
         } else {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else {
@@ -140,6 +144,47 @@ struct EvalCommand: ParsableCommand {
         progress.clear()
 
         let report = Report(model: loaded.name, weights: weightsURL.path, data: data.description, samples: metrics.count,
+                            resolution: configuration.resolution, top1: metrics.top1, top5: metrics.top5, loss: metrics.meanLoss,
+                            classNames: test.classNames, perClassTop1: metrics.perClassAccuracy, confusion: metrics.confusion)
+        if json {
+            say(try encodeJSON(report))
+            return
+        }
+        say(Self.render(report, chance: 100 / Double(max(test.classCount, 1))))
+    }
+
+    /// Evaluates an .onnx or .lcz file with the inference runtime (the file carries its own input size).
+    private func evaluateGraphFile(progress: TrainingProgressBar) throws {
+        guard dataArguments.data != nil else {
+            throw ValidationError("--data is required when evaluating an .onnx or .lcz file (shapes or a path)")
+        }
+        progress.status("loading \(model)")
+        let source = try CompressionSource.load(model, resolution: dataArguments.resolution)
+        var merger = ConfigurationMerger(source.configuration, resuming: false, source: "")
+        try dataArguments.apply(to: &merger)
+        var configuration = merger.configuration
+        configuration.resolution = source.imageShape[1]
+        if dataArguments.channels == nil { configuration.channels = source.imageShape[0] }
+        progress.status("opening \(configuration.data)")
+        let data: DatasetSplits
+        do { data = try Trainer.openData(configuration) } catch {
+            progress.clear()
+            throw CommandError("--data \(configuration.data): \(error)")
+        }
+        let metrics: ClassificationMetrics
+        do {
+            let normalization = try configuration.normalization(channels: source.imageShape[0])
+            let transforms = try Evaluation.testTransforms(resolution: configuration.resolution, channels: source.imageShape[0],
+                                                           mean: normalization.mean, std: normalization.std)
+            metrics = try GraphEvaluation.evaluate(source.graph, on: data.test, transforms: transforms, batchSize: batch,
+                                                   threads: threads) { done, total in progress.evaluation(done: done, total: total) }
+        } catch {
+            progress.clear()
+            throw CommandError("\(model) on \(data.description): \(error)")
+        }
+        progress.clear()
+        let test = data.test
+        let report = Report(model: source.label, weights: model, data: data.description, samples: metrics.count,
                             resolution: configuration.resolution, top1: metrics.top1, top5: metrics.top5, loss: metrics.meanLoss,
                             classNames: test.classNames, perClassTop1: metrics.perClassAccuracy, confusion: metrics.confusion)
         if json {

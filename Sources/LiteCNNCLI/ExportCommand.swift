@@ -36,7 +36,7 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         let kind = try ModelSource.classify(source.model)
         if kind.isONNX {
-            throw CommandError("\(source.model): is already an ONNX file; export takes a zoo name or a .safetensors weights file")
+            throw CommandError("\(source.model): is already an ONNX file; export takes a zoo name, a .safetensors weights file or a .lcz compressed model")
         }
         let loaded = try source.load(opset: opset)
         let url = URL(fileURLWithPath: onnx)

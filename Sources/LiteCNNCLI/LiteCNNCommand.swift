@@ -21,9 +21,10 @@ struct LiteCNNCommand: ParsableCommand {
           litecnn train --model squeezenet1_1 --data shapes --epochs 5 --out runs/sq
           litecnn eval runs/sq                      # top-1, top-5, confusion matrix on the test split
           litecnn export runs/sq/model.safetensors --onnx sq.onnx --resolution 32
+          litecnn compress runs/sq --prune 0.67 --bits 6 --huffman --finetune-epochs 2 --out sq.lcz
           litecnn weights squeezenet1_1 --out sq.safetensors --seed 1
         """,
         subcommands: [DemoCommand.self, ZooCommand.self, SummaryCommand.self, WeightsCommand.self, DataCommand.self, TrainCommand.self,
-                      EvalCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
+                      EvalCommand.self, CompressCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
     )
 }

@@ -7,13 +7,22 @@ import LiteCNN
 /// - an ONNX file (`.onnx`, or any file whose bytes are not a safetensors header): loaded with `ONNXFile.load`;
 /// - a LiteCNN weights file (`.safetensors` written by `litecnn weights`, with `litecnn.model` / `litecnn.options`
 ///   metadata): the zoo model is rebuilt, its weights loaded strictly, and the model exported to a graph;
+/// - a compressed model (`.lcz` written by `litecnn compress`): decoded to its graph;
 /// - a zoo name (`mobilenet_v2`): the model is built with seeded random weights (`--seed`) and exported.
 enum ModelSource: Equatable {
     case onnx(URL)
     case weights(URL)
+    case compressed(URL)
     case zoo(String)
 
     var isONNX: Bool { if case .onnx = self { return true } else { return false } }
+    /// Whether MODEL is a file holding a whole graph (ONNX or compressed), whose input size is its own.
+    var isGraphFile: Bool {
+        switch self {
+        case .onnx, .compressed: return true
+        case .weights, .zoo: return false
+        }
+    }
 
     /// Classifies `argument`: an existing file by extension (then by its first bytes), otherwise a zoo name.
     /// Throws a message naming the argument and listing the known models when it is neither.
@@ -21,7 +30,7 @@ enum ModelSource: Equatable {
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory)
         if exists && isDirectory.boolValue {
-            throw CommandError("\(argument): is a directory; MODEL is an .onnx file, a .safetensors weights file or a zoo name")
+            throw CommandError("\(argument): is a directory; MODEL is an .onnx file, a .safetensors weights file, a .lcz compressed model or a zoo name")
         }
         let url = URL(fileURLWithPath: argument)
         let ext = url.pathExtension.lowercased()
@@ -29,10 +38,13 @@ enum ModelSource: Equatable {
             switch ext {
             case "onnx": return .onnx(url)
             case "safetensors": return .weights(url)
-            default: return looksLikeSafetensors(url) ? .weights(url) : .onnx(url)
+            case CompressedModelFile.fileExtension: return .compressed(url)
+            default:
+                if CompressedModelFile.looksLikeCompressedModel(url) { return .compressed(url) }
+                return looksLikeSafetensors(url) ? .weights(url) : .onnx(url)
             }
         }
-        if ext == "onnx" || ext == "safetensors" {
+        if ext == "onnx" || ext == "safetensors" || ext == CompressedModelFile.fileExtension {
             throw CommandError("\(argument): no such file")
         }
         if ModelZoo.names.contains(argument) { return .zoo(argument) }
@@ -63,7 +75,7 @@ struct LoadedModel {
 
 /// The MODEL argument and the options that build a zoo model, shared by `run`, `bench` and `export`.
 struct ModelSourceArguments: ParsableArguments {
-    @Argument(help: ArgumentHelp("An .onnx file, a .safetensors weights file written by `litecnn weights`, or a zoo name (see `litecnn zoo`).",
+    @Argument(help: ArgumentHelp("An .onnx file, a .safetensors weights file written by `litecnn weights`, a .lcz file written by `litecnn compress`, or a zoo name (see `litecnn zoo`).",
                                  valueName: "model"))
     var model: String
 
@@ -88,7 +100,7 @@ struct ModelSourceArguments: ParsableArguments {
     /// The zoo model (from a name or a weights file) with its resolution and input channels; nil for an ONNX file.
     func buildLayer(_ source: ModelSource) throws -> (label: String, model: any Layer, inputChannels: Int, resolution: Int)? {
         switch source {
-        case .onnx:
+        case .onnx, .compressed:
             return nil
         case let .zoo(name):
             WeightInitialization.seed(seed)
@@ -113,6 +125,13 @@ struct ModelSourceArguments: ParsableArguments {
             let graph: Graph
             do { graph = try ONNXFile.load(contentsOf: url) } catch {
                 throw CommandError("\(url.path): cannot load the ONNX model: \(error)")
+            }
+            return try describe(graph, label: url.lastPathComponent, file: url.path)
+        }
+        if case let .compressed(url) = source {
+            let graph: Graph
+            do { graph = try CompressedModelFile.read(url).decodedGraph() } catch {
+                throw CommandError("\(url.path): cannot load the compressed model: \(error)")
             }
             return try describe(graph, label: url.lastPathComponent, file: url.path)
         }

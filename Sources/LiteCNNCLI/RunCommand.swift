@@ -58,7 +58,7 @@ struct RunCommand: ParsableCommand {
         // Zoo names and weights files are exported for the input's spatial size unless --resolution is given.
         var arguments = source
         let kind = try ModelSource.classify(source.model)
-        if !kind.isONNX, arguments.resolution == nil {
+        if !kind.isGraphFile, arguments.resolution == nil {
             guard tensor.shape[2] == tensor.shape[3] else {
                 throw CommandError("\(input): shape \(tensor.shape) is not square; zoo models are exported for square images (H = W)")
             }
