@@ -23,16 +23,23 @@ public enum SparseCoding {
         var positions: [Int] = []
         var gaps: [UInt32] = []
         var previous = -1
-        func append(_ position: Int) {
-            positions.append(position)
-            gaps.append(UInt32(position - previous - 1))
-            previous = position
+        var i = 0
+        while i <= count {
+            // The next stored element (or the end), padding first while the gap does not fit.
+            if i < count && isZero(i) { i += 1; continue }
+            // (At the end, position `count` acts as a virtual stored element: trailing zeros are padded the same way.)
+            while i - previous - 1 > maxGap {
+                previous += maxGap + 1
+                positions.append(previous)
+                gaps.append(UInt32(maxGap))
+            }
+            if i < count {
+                positions.append(i)
+                gaps.append(UInt32(i - previous - 1))
+                previous = i
+            }
+            i += 1
         }
-        for i in 0..<count where !isZero(i) {
-            while i - previous - 1 > maxGap { append(previous + maxGap + 1) }
-            append(i)
-        }
-        while count - 1 - previous > maxGap { append(previous + maxGap + 1) }
         return (positions, gaps)
     }
 

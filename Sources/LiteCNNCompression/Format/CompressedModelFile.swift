@@ -131,7 +131,7 @@ public enum CompressedModelFile {
             let stored = model.tensors[name]!
             let size = try TensorCoding.write(name: name, stored: stored, into: &t, file: file, baseOffset: tensorsBase)
             tensorSizes.append(.init(name: name, encoding: describe(stored), elements: stored.encoding.shape.reduce(1, *),
-                                     storedEntries: storedEntries(stored), headerBytes: size.header,
+                                     storedEntries: size.entries, headerBytes: size.header,
                                      valueBytes: size.values, indexBytes: size.gaps))
         }
         section(Tag.tensors, "tensors", t.bytes)
@@ -171,23 +171,6 @@ public enum CompressedModelFile {
         if stored.sparse { s += ", sparse (\(stored.indexBits)-bit gaps)" }
         if stored.huffman { s += ", Huffman" }
         return s
-    }
-
-    private static func storedEntries(_ stored: StoredTensor) -> Int {
-        let count = stored.encoding.shape.reduce(1, *)
-        guard stored.sparse else { return count }
-        // Same zero test as the writer.
-        let isZero: (Int) -> Bool
-        switch stored.encoding {
-        case let .float32(t), let .float16(t): isZero = { t.scalars[$0].bitPattern == 0 }
-        case let .codebook(c):
-            let z = c.zeroIndex.map { UInt8($0) }
-            isZero = { c.indices[$0] == z }
-        case let .linear(q):
-            let stride = max(1, q.groupStride), groups = q.scales.count
-            isZero = { q.values[$0] == q.zeroPoints[q.axis == nil ? 0 : ($0 / stride) % groups] }
-        }
-        return SparseCoding.entries(count: count, indexBits: stored.indexBits, isZero: isZero).positions.count
     }
 
     // MARK: Reading
@@ -282,7 +265,7 @@ public enum CompressedModelFile {
             tensors[name] = stored
             let count = stored.encoding.shape.reduce(1, *)
             tensorSizes.append(.init(name: name, encoding: describe(stored), elements: count,
-                                     storedEntries: storedEntries(stored), headerBytes: size.header,
+                                     storedEntries: size.entries, headerBytes: size.header,
                                      valueBytes: size.values, indexBytes: size.gaps))
         }
         guard t.remaining == 0 else { throw fail("tensors", t.position, "\(t.remaining) bytes follow the last tensor") }

@@ -17,6 +17,8 @@ import LiteCNNTensor
 
 /// Byte counts of one tensor record.
 struct TensorRecordSize {
+    /// Stored entries (non-zeros plus padding when sparse, else every element).
+    var entries = 0
     var header = 0
     var values = 0
     var gaps = 0
@@ -47,33 +49,32 @@ enum TensorCoding {
         let start = writer.bytes.count
         writer.string(name)
 
-        // Per-element symbol and zero test of the encoding.
+        // Per-element symbols of the encoding (float bit patterns, codebook indices, integers − qmin) and, per
+        // quantization group, the symbol that counts as zero (UInt32.max when none can occur).
         let kind: TensorKind
         var layout: Tensor.Layout = .plain
         var symbolBits = 0               // fixed width of a value symbol (codebook/linear)
         var alphabet = 0
-        var floatBits: [UInt32] = []     // float32 bit patterns or float16 bit patterns
-        var symbols: [UInt32] = []
-        let isZero: (Int) -> Bool
+        var symbols: [UInt32]
+        var zeroSymbols: [UInt32] = [0]
+        var groupStride = max(1, count)
         switch stored.encoding {
         case let .float32(t):
             kind = .float32
             layout = t.layout
-            floatBits = t.scalars.map(\.bitPattern)
-            isZero = { [floatBits] in floatBits[$0] == 0 }
+            symbols = t.scalars.map(\.bitPattern)
         case let .float16(t):
             kind = .float16
             layout = t.layout
-            floatBits = [UInt32](repeating: 0, count: count)
+            symbols = [UInt32](repeating: 0, count: count)
             for i in 0..<count {
                 let x = t.scalars[i]
                 let h = Float16(x)
                 guard Float(h).bitPattern == x.bitPattern else {
                     throw fail("element \(i) (\(x)) is not exactly representable in float16")
                 }
-                floatBits[i] = UInt32(h.bitPattern)
+                symbols[i] = UInt32(h.bitPattern)
             }
-            isZero = { [floatBits] in floatBits[$0] == 0 }
         case let .codebook(c):
             kind = .codebook
             symbolBits = c.bits
@@ -82,22 +83,21 @@ enum TensorCoding {
             if let bad = c.indices.firstIndex(where: { Int($0) >= alphabet }) {
                 throw fail("index \(c.indices[bad]) at element \(bad) is past the codebook's \(alphabet) entries")
             }
-            let zero = c.zeroIndex.map { UInt32($0) }
-            isZero = { [symbols] in symbols[$0] == zero }
+            zeroSymbols = [c.zeroIndex.map { UInt32($0) } ?? UInt32.max]
         case let .linear(q):
             kind = .linear
             symbolBits = q.bits
             alphabet = 1 << q.bits
             if let axis = q.axis, !(0..<shape.count).contains(axis) { throw fail("quantization axis \(axis) outside rank \(shape.count)") }
-            let range = q.range, stride = max(1, q.groupStride), groups = q.scales.count
+            let range = q.range
             symbols = [UInt32](repeating: 0, count: count)
             for i in 0..<count {
                 let v = q.values[i]
                 guard range.contains(v) else { throw fail("integer \(v) at element \(i) is outside the \(q.bits)-bit range \(range)") }
                 symbols[i] = UInt32(v - range.lowerBound)
             }
-            let zeroPoints = q.zeroPoints, values = q.values, perChannel = q.axis != nil
-            isZero = { i in values[i] == zeroPoints[perChannel ? (i / stride) % groups : 0] }
+            zeroSymbols = q.zeroPoints.map { range.contains($0) ? UInt32($0 - range.lowerBound) : UInt32.max }
+            if q.axis != nil { groupStride = max(1, q.groupStride) }
         }
 
         writer.u8(kind.rawValue)
@@ -107,17 +107,25 @@ enum TensorCoding {
         for d in shape { writer.varint(d) }
 
         // Entries: every element, or the non-zeros plus padding.
-        var positions: [Int]? = nil
         var gaps: [UInt32] = []
+        var entrySymbols = symbols
         if stored.sparse {
-            let e = SparseCoding.entries(count: count, indexBits: stored.indexBits, isZero: isZero)
-            positions = e.positions
+            let groups = zeroSymbols.count
+            let e = symbols.withUnsafeBufferPointer { s in
+                zeroSymbols.withUnsafeBufferPointer { z in
+                    SparseCoding.entries(count: count, indexBits: stored.indexBits) { i in
+                        s[i] == z[groups == 1 ? 0 : (i / groupStride) % groups]
+                    }
+                }
+            }
             gaps = e.gaps
+            entrySymbols = symbols.withUnsafeBufferPointer { s in e.positions.map { s[$0] } }
             writer.u8(UInt8(stored.indexBits))
             writer.varint(gaps.count)
         }
-        let n = positions?.count ?? count
-        let at: (Int) -> Int = { [positions] k in positions?[k] ?? k }
+        let n = entrySymbols.count
+        var size = TensorRecordSize()
+        size.entries = n
 
         switch stored.encoding {
         case let .codebook(c):
@@ -135,42 +143,43 @@ enum TensorCoding {
         }
 
         // Value stream.
-        var values: [UInt8]
-        switch kind {
-        case .float32:
-            values = [UInt8](repeating: 0, count: n * 4)
-            for k in 0..<n {
-                let b = floatBits[at(k)]
-                values[4 * k] = UInt8(truncatingIfNeeded: b)
-                values[4 * k + 1] = UInt8(truncatingIfNeeded: b >> 8)
-                values[4 * k + 2] = UInt8(truncatingIfNeeded: b >> 16)
-                values[4 * k + 3] = UInt8(truncatingIfNeeded: b >> 24)
-            }
-        case .float16:
-            values = [UInt8](repeating: 0, count: n * 2)
-            for k in 0..<n {
-                let b = floatBits[at(k)]
-                values[2 * k] = UInt8(truncatingIfNeeded: b)
-                values[2 * k + 1] = UInt8(truncatingIfNeeded: b >> 8)
-            }
-        case .codebook, .linear:
-            values = symbols.withUnsafeBufferPointer { s in
+        let values: [UInt8] = entrySymbols.withUnsafeBufferPointer { s in
+            switch kind {
+            case .float32:
+                return [UInt8](unsafeUninitializedCapacity: 4 * n) { out, initialized in
+                    for k in 0..<n {
+                        let b = s[k]
+                        out[4 * k] = UInt8(truncatingIfNeeded: b)
+                        out[4 * k + 1] = UInt8(truncatingIfNeeded: b >> 8)
+                        out[4 * k + 2] = UInt8(truncatingIfNeeded: b >> 16)
+                        out[4 * k + 3] = UInt8(truncatingIfNeeded: b >> 24)
+                    }
+                    initialized = 4 * n
+                }
+            case .float16:
+                return [UInt8](unsafeUninitializedCapacity: 2 * n) { out, initialized in
+                    for k in 0..<n {
+                        out[2 * k] = UInt8(truncatingIfNeeded: s[k])
+                        out[2 * k + 1] = UInt8(truncatingIfNeeded: s[k] >> 8)
+                    }
+                    initialized = 2 * n
+                }
+            case .codebook, .linear:
                 if stored.huffman {
                     var counts = [Int](repeating: 0, count: alphabet)
-                    for k in 0..<n { counts[Int(s[at(k)])] += 1 }
+                    for k in 0..<n { counts[Int(s[k])] += 1 }
                     let code = Huffman.Code(counts: counts)
                     var w = BitWriter(reservingBytes: code.encodedBitCount(counts: counts) / 8 + 64)
                     code.writeTable(to: &w)
-                    code.encode(count: n, into: &w) { s[at($0)] }
+                    code.encode(count: n, into: &w) { s[$0] }
                     return w.finish()
                 }
-                return BitPacking.pack(count: n, bits: symbolBits) { s[at($0)] }
+                return BitPacking.pack(count: n, bits: symbolBits) { s[$0] }
             }
         }
         let headerEnd = writer.bytes.count
         writer.varint(values.count)
         writer.append(values)
-        var size = TensorRecordSize()
         size.values = writer.bytes.count - headerEnd
 
         // Gap stream.
@@ -286,6 +295,7 @@ enum TensorCoding {
             gapRange = try reader.range(gapLength, "gap stream")
         }
         var size = TensorRecordSize()
+        size.entries = entries
         size.values = valueRange.upperBound - headerEnd
         size.gaps = sparse ? reader.position - valueRange.upperBound : 0
         size.header = reader.position - start - size.values - size.gaps
@@ -324,7 +334,7 @@ enum TensorCoding {
                 throw reader.error("gap stream: \(e.reason)", at: gapRange.lowerBound + min(gapRange.count, e.bitOffset / 8))
             }
         }
-        let at: (Int) -> Int = { [positions] k in positions?[k] ?? k }
+        let pos = positions ?? []
 
         // Values.
         let bytes = reader.bytes
@@ -340,12 +350,12 @@ enum TensorCoding {
                             for k in 0..<entries {
                                 let p = base + 4 * k
                                 let bits = UInt32(b[p]) | UInt32(b[p + 1]) << 8 | UInt32(b[p + 2]) << 16 | UInt32(b[p + 3]) << 24
-                                out[at(k)] = Float(bitPattern: bits)
+                                out[sparse ? pos[k] : k] = Float(bitPattern: bits)
                             }
                         } else {
                             for k in 0..<entries {
                                 let p = base + 2 * k
-                                out[at(k)] = Float(Float16(bitPattern: UInt16(b[p]) | UInt16(b[p + 1]) << 8))
+                                out[sparse ? pos[k] : k] = Float(Float16(bitPattern: UInt16(b[p]) | UInt16(b[p + 1]) << 8))
                             }
                         }
                     }
@@ -361,7 +371,7 @@ enum TensorCoding {
                 var bad: UInt32? = nil
                 try indices.withUnsafeMutableBufferPointer { out in
                     try decodeSymbols(bytes, valueRange, entries: entries, bits: symbolBits, alphabet: alphabet, huffman: huffman) { k, s in
-                        if Int(s) < alphabet { out[at(k)] = UInt8(s) } else { bad = s }
+                        if Int(s) < alphabet { out[sparse ? pos[k] : k] = UInt8(s) } else { bad = s }
                     }
                 }
                 if let bad { throw reader.error("codebook index \(bad) is past the codebook's \(alphabet) entries", at: valueRange.lowerBound) }
@@ -379,7 +389,7 @@ enum TensorCoding {
                     }
                     try decodeSymbols(bytes, valueRange, entries: entries, bits: symbolBits, alphabet: alphabet, huffman: huffman) { k, s in
                         let v = Int64(s) + Int64(lower)
-                        if v <= Int64(q0.range.upperBound) { out[at(k)] = Int32(v) } else { bad = s }
+                        if v <= Int64(q0.range.upperBound) { out[sparse ? pos[k] : k] = Int32(v) } else { bad = s }
                     }
                 }
                 if let bad { throw reader.error("integer symbol \(bad) is outside the \(linearBits)-bit range \(q0.range)", at: valueRange.lowerBound) }

@@ -305,12 +305,12 @@ public enum LowRank {
         switch rank {
         case let .count(r):
             guard r >= 1 && r <= k else { throw fail("rank \(r) outside 1…\(k) for a \(rows)×\(cols) weight matrix") }
-            let f = SVD.truncated(a, rows: rows, cols: cols, rank: r)
+            let f = SVD.truncated(a, rows: rows, cols: cols, rank: r, leftOnly: leftOnly)
             return (f.u, f.s, leftOnly ? [] : f.vt, energy(f.s))
         case let .energy(fraction):
             guard fraction > 0 && fraction <= 1 else { throw fail("energy fraction \(fraction) outside (0, 1]") }
             if total == 0 {
-                let f = SVD.truncated(a, rows: rows, cols: cols, rank: 1)
+                let f = SVD.truncated(a, rows: rows, cols: cols, rank: 1, leftOnly: leftOnly)
                 return (f.u, f.s, leftOnly ? [] : f.vt, 1)
             }
             // Grow the computed rank until the fraction is reached (one exact SVD for small matrices). With the
@@ -318,7 +318,7 @@ public enum LowRank {
             // is ‖A‖²_F.
             var guess = fraction >= 1 ? k : min(k, 256)
             while true {
-                let f = SVD.truncated(a, rows: rows, cols: cols, rank: guess)
+                let f = SVD.truncated(a, rows: rows, cols: cols, rank: guess, leftOnly: leftOnly)
                 let kept = f.s.reduce(0.0) { $0 + Double($1) * Double($1) }
                 let reference = guess == k ? kept : total
                 if kept >= fraction * reference || guess == k {

@@ -34,13 +34,23 @@ public enum SVD {
     public static func truncated(_ a: [Float], rows: Int, cols: Int, rank: Int, oversampling: Int = 10,
                                  powerIterations: Int = 2, seed: UInt64 = 0x5EED_5BD,
                                  exactLimit: Int = 1024) -> (u: [Float], s: [Float], vt: [Float]) {
+        truncated(a, rows: rows, cols: cols, rank: rank, oversampling: oversampling, powerIterations: powerIterations,
+                  seed: seed, exactLimit: exactLimit, leftOnly: false)
+    }
+
+    /// `truncated`, optionally without Vt (returned empty), which the exact path then does not compute.
+    static func truncated(_ a: [Float], rows: Int, cols: Int, rank: Int, oversampling: Int = 10,
+                          powerIterations: Int = 2, seed: UInt64 = 0x5EED_5BD,
+                          exactLimit: Int = 1024, leftOnly: Bool) -> (u: [Float], s: [Float], vt: [Float]) {
         precondition(a.count == rows * cols, "SVD.truncated: \(a.count) values for a \(rows)×\(cols) matrix")
         let k = min(rows, cols)
         precondition(rank >= 0 && rank <= k, "SVD.truncated: rank \(rank) outside 0…\(k)")
         let l = min(k, rank + max(0, oversampling))
         if k <= exactLimit || 3 * l >= k {
-            let full = decompose(a, rows: rows, cols: cols)
-            return truncate(full, rows: rows, cols: cols, from: k, to: rank)
+            let d = decomposeDouble(a.map(Double.init), rows: rows, cols: cols, leftOnly: leftOnly)
+            let full = (d.u.map(Float.init), d.s.map(Float.init), d.vt.map(Float.init))
+            let t = truncate(full, rows: rows, cols: cols, from: k, to: rank)
+            return leftOnly ? (t.u, t.s, []) : t
         }
         // Randomized range finder.
         var generator = SeededGenerator(seed: seed)
@@ -132,7 +142,8 @@ public enum SVD {
     }
 
     /// The exact thin SVD in Double (row-major in and out).
-    static func decomposeDouble(_ a: [Double], rows: Int, cols: Int) -> (u: [Double], s: [Double], vt: [Double]) {
+    static func decomposeDouble(_ a: [Double], rows: Int, cols: Int,
+                                leftOnly: Bool = false) -> (u: [Double], s: [Double], vt: [Double]) {
         let k = min(rows, cols)
         if k == 0 { return ([], [], []) }
         // Work on the tall orientation T (m×n, m ≥ n), column-major.
@@ -148,7 +159,16 @@ public enum SVD {
         // T = Q·R, then R = Ur·S·Vᵀ by one-sided Jacobi, U_T = Q·Ur.
         var qr = HouseholderQR(columnMajor: t, rows: m, cols: n)
         let r = qr.r()
-        let (ur, s, v) = jacobi(r, n: n)
+        if leftOnly && transposed {
+            // A = Tᵀ = Rᵀ·Qᵀ: A's left singular vectors are Rᵀ's, from Jacobi on Rᵀ without accumulating V or Q.
+            var rt = [Double](repeating: 0, count: n * n)
+            for j in 0..<n { for i in 0..<n { rt[j * n + i] = r[i * n + j] } }
+            let (ul, s, _) = jacobi(rt, n: n, accumulateV: false)
+            var u = [Double](repeating: 0, count: rows * k)
+            for i in 0..<rows { for j in 0..<k { u[i * k + j] = ul[j * n + i] } }
+            return (u, s, [])
+        }
+        let (ur, s, v) = jacobi(r, n: n, accumulateV: !leftOnly)
         let q = qr.thinQ()
         var ut = [Double](repeating: 0, count: m * n)                // column-major m×n
         ut.withUnsafeMutableBufferPointer { utp in
@@ -162,6 +182,10 @@ public enum SVD {
         }
         // T = U_T·S·Vᵀ. If A = T: U = U_T, Vt = Vᵀ. If A = Tᵀ: A = V·S·U_Tᵀ, so U = V, Vt = U_Tᵀ.
         var u = [Double](repeating: 0, count: rows * k), vt = [Double](repeating: 0, count: k * cols)
+        if leftOnly {
+            for i in 0..<rows { for j in 0..<k { u[i * k + j] = ut[j * m + i] } }
+            return (u, s, [])
+        }
         if transposed {
             for i in 0..<rows { for j in 0..<k { u[i * k + j] = v[j * n + i] } }
             for j in 0..<k { for c in 0..<cols { vt[j * cols + c] = ut[j * m + c] } }
@@ -174,16 +198,18 @@ public enum SVD {
 
     /// One-sided Jacobi SVD of a square column-major n×n matrix: returns U (column-major, orthonormal columns), S
     /// descending and V (column-major).
-    static func jacobi(_ a: [Double], n: Int) -> (u: [Double], s: [Double], v: [Double]) {
+    static func jacobi(_ a: [Double], n: Int, accumulateV: Bool = true) -> (u: [Double], s: [Double], v: [Double]) {
         var g = a
-        var v = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { v[i * n + i] = 1 }
+        var v = [Double](repeating: 0, count: accumulateV ? n * n : 0)
+        if accumulateV { for i in 0..<n { v[i * n + i] = 1 } }
         let eps = 2.3e-16 * Double(max(n, 8))
         g.withUnsafeMutableBufferPointer { gp in
             v.withUnsafeMutableBufferPointer { vp in
-                let gb = gp.baseAddress!, vb = vp.baseAddress!
-                var norms = (0..<n).map { j in dot(gb + j * n, gb + j * n, n) }
+                let gb = gp.baseAddress!, vb = accumulateV ? vp.baseAddress : nil
+                var norms = [Double](repeating: 0, count: n)
                 for _ in 0..<80 {
+                    // Exact norms at every sweep; within it the closed-form update (no drift to speak of).
+                    for j in 0..<n { norms[j] = dot(gb + j * n, gb + j * n, n) }
                     var rotated = false
                     for p in 0..<(n - 1) {
                         for q in (p + 1)..<n {
@@ -196,9 +222,9 @@ public enum SVD {
                             let t = (zeta >= 0 ? 1.0 : -1.0) / (abs(zeta) + (1 + zeta * zeta).squareRoot())
                             let c = 1 / (1 + t * t).squareRoot(), s = c * t
                             rotate(gb + p * n, gb + q * n, n, c, s)
-                            rotate(vb + p * n, vb + q * n, n, c, s)
-                            norms[p] = dot(gb + p * n, gb + p * n, n)
-                            norms[q] = dot(gb + q * n, gb + q * n, n)
+                            if let vb { rotate(vb + p * n, vb + q * n, n, c, s) }
+                            norms[p] = max(0, alpha - t * gamma)
+                            norms[q] = max(0, beta + t * gamma)
                         }
                     }
                     if !rotated { break }
@@ -209,12 +235,12 @@ public enum SVD {
         var s = (0..<n).map { j in (0..<n).reduce(0.0) { $0 + g[j * n + $1] * g[j * n + $1] }.squareRoot() }
         let order = (0..<n).sorted { s[$0] > s[$1] || (s[$0] == s[$1] && $0 < $1) }
         let maxS = s.max() ?? 0
-        var u = [Double](repeating: 0, count: n * n), vs = [Double](repeating: 0, count: n * n)
+        var u = [Double](repeating: 0, count: n * n), vs = [Double](repeating: 0, count: accumulateV ? n * n : 0)
         var sorted = [Double](repeating: 0, count: n)
         var missing: [Int] = []
         for (dst, src) in order.enumerated() {
             sorted[dst] = s[src]
-            for i in 0..<n { vs[dst * n + i] = v[src * n + i] }
+            if accumulateV { for i in 0..<n { vs[dst * n + i] = v[src * n + i] } }
             if s[src] > maxS * 1e-300 && s[src] > 0 {
                 for i in 0..<n { u[dst * n + i] = g[src * n + i] / s[src] }
             } else {

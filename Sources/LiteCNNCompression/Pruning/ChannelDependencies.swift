@@ -97,7 +97,14 @@ final class ChannelDependencies {
         }
         let input = graph.inputs.first { graph.initializers[$0.name] == nil }!
         maps[input.name] = newSource(name: input.name, node: nil, kind: .input, count: imageShape[0], pinned: "the graph input").entries
-        for (index, node) in graph.nodes.enumerated() { try visit(node, index: index) }
+        for (index, node) in graph.nodes.enumerated() {
+            try visit(node, index: index)
+            // A channel-bearing output the rules above gave no channel list (e.g. the rank-5 steps of a channel
+            // shuffle end in a rank-4 value) gets pinned channels of its own, so its consumers stay analysable.
+            for output in node.outputs where maps[output] == nil {
+                opaqueOutput(output, index: index, "the output of '\(node.name)' (\(node.opType)), whose channel order pruning does not follow")
+            }
+        }
         for output in graph.outputs {
             if let m = maps[output.name] { pin(m, "a graph output ('\(output.name)')") }
         }
@@ -314,7 +321,10 @@ final class ChannelDependencies {
                 maps[out] = first
             }
         case "Split":
-            guard let input = x(), let s = shapes.shape(node.inputs[0]) else { opaque(node, index: index, ""); return }
+            guard let input = x(), let s = shapes.shape(node.inputs[0]) else {
+                opaque(node, index: index, "\(describe) of a value without channel information")
+                return
+            }
             let axis = GraphShapes.normalize(node.int("axis") ?? 0, rank: s.count)
             guard axis == 1 else {
                 for output in node.outputs { maps[output] = input }
