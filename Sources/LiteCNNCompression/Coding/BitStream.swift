@@ -95,6 +95,16 @@ public struct BitReader {
 
     @inline(__always)
     private mutating func refill() {
+        if next + 8 <= end {
+            // Fast path: load 8 bytes big-endian and take the whole bytes that fit in the window.
+            let offset = next
+            let word = bytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+            let take = (64 - available) >> 3
+            window |= (word >> UInt64(64 - 8 * take)) << UInt64(64 - available - 8 * take)
+            available += 8 * take
+            next += take
+            return
+        }
         while available <= 56 {
             if next < end {
                 window |= UInt64(bytes[next]) << UInt64(56 - available)
