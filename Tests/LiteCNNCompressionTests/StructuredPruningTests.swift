@@ -257,6 +257,14 @@ final class StructuredPruningTests: XCTestCase {
     func testMobileNetV1DepthwisePairsPruneToHalfTheMultiplyAdds() throws {
         let report = try checkZooModel("mobilenet_v1")
         XCTAssertNil(report.note)
+        // Rounded to multiples of 8 channels (the AVX2 kernels' width): every cut layer keeps a multiple of 8.
+        let graph = try exportGraph(try ModelZoo.build("mobilenet_v1", options: ModelOptions(classCount: 10)),
+                                    inputChannels: 3, height: 32, width: 32)
+        let (pruned, rounded) = try StructuredPruning.prune(graph, imageShape: [3, 32, 32], macReduction: 0.5, channelMultiple: 8)
+        XCTAssertFalse(rounded.keepChannels.isEmpty)
+        for (layer, kept) in rounded.keepChannels { XCTAssertEqual(kept.count % 8, 0, layer) }
+        XCTAssertEqual(rounded.achievedReduction, 0.5, accuracy: 0.03)
+        XCTAssertEqual(try InferenceEngine(graph: pruned).run(ClosedFormWeights.inputNCHW([1, 3, 32, 32])).shape, [1, 10])
     }
 
     func testResNet18ResidualGroupsPruneToHalfTheMultiplyAdds() throws {

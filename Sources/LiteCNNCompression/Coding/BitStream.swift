@@ -19,7 +19,7 @@ public struct CodingError: Error, CustomStringConvertible, Equatable {
 /// Appends values of 0…32 bits to a byte array, MSB-first.
 public struct BitWriter {
     public private(set) var bytes: [UInt8]
-    /// Bits written but not yet flushed, right-aligned (at most 7 between writes).
+    /// Bits written but not yet flushed, right-aligned (fewer than 32 between writes).
     private var accumulator: UInt64 = 0
     private var pending = 0
 
@@ -38,19 +38,28 @@ public struct BitWriter {
                      "BitWriter: value \(value) does not fit in \(bits) bits")
         accumulator = (accumulator << UInt64(bits)) | UInt64(value)
         pending += bits
-        while pending >= 8 {
-            pending -= 8
-            bytes.append(UInt8(truncatingIfNeeded: accumulator >> UInt64(pending)))
+        if pending >= 32 {
+            // Flush a whole 32-bit word (most significant byte first).
+            pending -= 32
+            let word = UInt32(truncatingIfNeeded: accumulator >> UInt64(pending))
+            bytes.append(UInt8(truncatingIfNeeded: word >> 24))
+            bytes.append(UInt8(truncatingIfNeeded: word >> 16))
+            bytes.append(UInt8(truncatingIfNeeded: word >> 8))
+            bytes.append(UInt8(truncatingIfNeeded: word))
         }
     }
 
     /// The bytes, with the last one padded with zero bits.
     public mutating func finish() -> [UInt8] {
+        while pending >= 8 {
+            pending -= 8
+            bytes.append(UInt8(truncatingIfNeeded: accumulator >> UInt64(pending)))
+        }
         if pending > 0 {
             bytes.append(UInt8(truncatingIfNeeded: accumulator << UInt64(8 - pending)))
             pending = 0
-            accumulator = 0
         }
+        accumulator = 0
         return bytes
     }
 }
@@ -86,6 +95,16 @@ public struct BitReader {
 
     @inline(__always)
     private mutating func refill() {
+        if next + 8 <= end {
+            // Fast path: load 8 bytes big-endian and take the whole bytes that fit in the window.
+            let offset = next
+            let word = bytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+            let take = (64 - available) >> 3
+            window |= (word >> UInt64(64 - 8 * take)) << UInt64(64 - available - 8 * take)
+            available += 8 * take
+            next += take
+            return
+        }
         while available <= 56 {
             if next < end {
                 window |= UInt64(bytes[next]) << UInt64(56 - available)

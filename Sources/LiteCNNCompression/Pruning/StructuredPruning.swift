@@ -79,9 +79,17 @@ public struct StructuredPruningError: Error, CustomStringConvertible, Equatable 
 /// e.g. SqueezeNet's Fire expand1x1‖expand3x3) and by `Flatten`/`GlobalAveragePool` → `Gemm` (the input columns of
 /// the classifier follow the channels, `H·W` columns per channel after a Flatten) are removed together.
 /// Never removed: the graph input's channels, the channels of a graph output (the classifier's classes), and channels
-/// whose layout pruning cannot follow — ShuffleNet's channel shuffle (`Reshape`→`Transpose`→`Reshape`) and the
-/// `Split`/`Concat` around it pin the channels of every unit's output, grouped (non-depthwise) convolutions pin their
-/// input and output (ShuffleNet V1, ResNeXt); the channels inside those units stay prunable.
+/// whose layout pruning cannot follow (mapping them through would be possible but is not worth the risk):
+/// - a channel shuffle (`Reshape`→`Transpose`→`Reshape`) pins its input and output, so every ShuffleNet unit's output
+///   (and the `Split`/`Concat` around it) is pinned; ShuffleNet V2's branch-internal channels stay prunable (it
+///   reaches half its multiply-adds), while ShuffleNet V1, whose units are grouped 1×1 → shuffle → depthwise →
+///   grouped 1×1, has nothing prunable: the report's `note` says so;
+/// - grouped convolutions other than depthwise (group 1 < g < C) pin their input and output (ShuffleNet V1, ResNeXt);
+/// - `Softmax` over channels, `Slice`/`Pad`/`Reduce*` along channels, `Reshape`/`Transpose` that move the channel
+///   axis, weights shared between nodes, and operators this analysis does not know.
+/// Shape constants that spell channel counts are rewritten (a `Reshape` flattening to an explicit `[N, C·H·W]`, `Split`
+/// sizes; new initializers, since the exporter shares such constants between nodes); targets computed at run time
+/// from `Shape` (PyTorch's `x.view(x.size(0), -1)`) need nothing. The graph is not folded: a dynamic batch survives.
 ///
 /// Importance: the L1 norm of a channel class's filters summed over its coupled convolutions (plus depthwise filters
 /// that follow it), ties broken by the BatchNorm |γ| it passes through. Each channel group loses the same fraction of
@@ -95,12 +103,20 @@ public enum StructuredPruning {
     /// half) for `imageShape` `[C, H, W]`. When the prunable part of the network cannot give that much even at
     /// `maximumRatio`, prunes at `maximumRatio` and says so in the report's `note`.
     /// Throws `GraphError` for graphs whose shapes cannot be inferred, `StructuredPruningError` for a bad target.
-    public static func prune(_ graph: Graph, imageShape: [Int], macReduction: Double) throws -> (Graph, StructuredPruningReport) {
+    ///
+    /// `channelMultiple` rounds every group's kept channel count up to a multiple of it (8 suits the runtime's AVX2
+    /// kernels, which process 8 channels at a time); 1 keeps exactly the uniform ratio.
+    public static func prune(_ graph: Graph, imageShape: [Int], macReduction: Double,
+                             channelMultiple: Int = 1) throws -> (Graph, StructuredPruningReport) {
         guard macReduction.isFinite, macReduction >= 0, macReduction < 1 else {
             throw StructuredPruningError("the multiply-add reduction must be in [0, 1), got \(macReduction)")
         }
+        guard (1...1024).contains(channelMultiple) else {
+            throw StructuredPruningError("the channel multiple must be in 1…1024, got \(channelMultiple)")
+        }
         let analysis = try ChannelDependencies(graph, imageShape: imageShape)
-        let selector = Selector(analysis)
+        var selector = Selector(analysis)
+        selector.multiple = channelMultiple
         let before = selector.baseMultiplyAdds
         let target = Double(before) * (1 - macReduction)
         var chosenRatio = 0.0
@@ -390,6 +406,8 @@ struct Selector {
     let rootOf: [Int]
     let baseMultiplyAdds: Int
     let fixedMultiplyAdds: Int
+    /// Kept channels per group are rounded up to a multiple of this.
+    var multiple = 1
 
     init(_ analysis: ChannelDependencies) {
         self.analysis = analysis
@@ -431,8 +449,16 @@ struct Selector {
     /// layer (or Split part) left without channels.
     func keptRoots(ratio: Double) -> Set<Int> {
         var kept = Set(rootOf)
-        for order in ordered {
-            let drop = min(order.count, Int((ratio * Double(order.count)).rounded()))
+        for (group, order) in zip(groups, ordered) {
+            var drop = min(order.count, Int((ratio * Double(order.count)).rounded()))
+            if multiple > 1 {
+                // Round the group's kept classes (pinned ones included) up to the multiple.
+                let total = group.roots.count
+                let keep = total - drop
+                let rounded = min(total, (keep + multiple - 1) / multiple * multiple)
+                drop = max(0, total - rounded)
+                drop = min(drop, order.count)
+            }
             for r in order.prefix(drop) { kept.remove(r) }
         }
         for constraint in analysis.nonEmpty where !constraint.elements.contains(where: { kept.contains(rootOf[$0]) }) {
