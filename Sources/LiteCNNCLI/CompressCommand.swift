@@ -58,6 +58,8 @@ struct CompressCommand: ParsableCommand {
     var pruneSchedule: String?
     @Option(help: ArgumentHelp("Structured pruning: fraction of multiply-adds to remove by dropping channels.", valueName: "r"))
     var structured: Double?
+    @Option(name: .customLong("channel-multiple"), help: ArgumentHelp("--structured keeps a multiple of this many channels per layer (vector width of the kernels).", valueName: "n"))
+    var channelMultiple = 8
 
     @Option(help: ArgumentHelp("Bits per weight: 2^B shared values per layer (k-means), or B-bit integers with --linear.", valueName: "b"))
     var bits: Int?
@@ -111,7 +113,7 @@ struct CompressCommand: ParsableCommand {
 
     func plan() -> CompressionPlan {
         CompressionPlan(svdEnergy: svd, tuckerEnergy: tucker, spatialEnergy: spatial, structuredReduction: structured,
-                        sparsity: prune, fcSparsity: fcPrune, globalPruning: globalPruning, pruneSchedule: pruneSchedule,
+                        channelMultiple: channelMultiple, sparsity: prune, fcSparsity: fcPrune, globalPruning: globalPruning, pruneSchedule: pruneSchedule,
                         bits: bits, fcBits: fcBits, linear: linear, perChannel: perChannel, symmetric: symmetric,
                         calibration: calibrate, calibrationImages: calibrationImages, huffman: huffman,
                         finetuneEpochs: finetuneEpochs, finetuneLearningRate: finetuneLearningRate)

@@ -21,6 +21,8 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
     // MARK: Pruning
     /// Structured (channel) pruning: the fraction of multiply-adds to remove (0.5 = half).
     public var structuredReduction: Double?
+    /// Structured pruning keeps a multiple of this many channels per layer (8 suits the kernels' vector width).
+    public var channelMultiple: Int
     /// Unstructured magnitude pruning: the fraction of weights set to zero in every layer (`global == false`) or
     /// over all layers together (`global == true`).
     public var sparsity: Double?
@@ -60,7 +62,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
     public var finetuneLearningRate: Float
 
     public init(svdEnergy: Double? = nil, tuckerEnergy: Double? = nil, spatialEnergy: Double? = nil,
-                structuredReduction: Double? = nil, sparsity: Double? = nil, fcSparsity: Double? = nil,
+                structuredReduction: Double? = nil, channelMultiple: Int = 8, sparsity: Double? = nil, fcSparsity: Double? = nil,
                 globalPruning: Bool = false, pruneSchedule: String? = nil, bits: Int? = nil, fcBits: Int? = nil,
                 linear: Bool = false, perChannel: Bool = false, symmetric: Bool = false, calibration: String? = nil,
                 calibrationImages: Int = 256, huffman: Bool = false, convIndexBits: Int = 8, fcIndexBits: Int = 5,
@@ -69,6 +71,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
         self.tuckerEnergy = tuckerEnergy
         self.spatialEnergy = spatialEnergy
         self.structuredReduction = structuredReduction
+        self.channelMultiple = channelMultiple
         self.sparsity = sparsity
         self.fcSparsity = fcSparsity
         self.globalPruning = globalPruning
@@ -104,6 +107,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
         if let r = structuredReduction, !(r > 0 && r < 1) {
             throw fail("--structured is the fraction of multiply-adds to remove, in (0, 1); got \(r)")
         }
+        guard (1...256).contains(channelMultiple) else { throw fail("--channel-multiple must be 1…256; got \(channelMultiple)") }
         for (flag, value) in [("--prune", sparsity), ("--fc-prune", fcSparsity)] {
             if let value, !(value >= 0 && value < 1) { throw fail("\(flag) is the fraction of weights to zero, in [0, 1); got \(value)") }
         }
@@ -138,7 +142,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case svdEnergy = "svd_energy", tuckerEnergy = "tucker_energy", spatialEnergy = "spatial_energy"
-        case structuredReduction = "structured_reduction", sparsity, fcSparsity = "fc_sparsity"
+        case structuredReduction = "structured_reduction", channelMultiple = "channel_multiple", sparsity, fcSparsity = "fc_sparsity"
         case globalPruning = "global_pruning", pruneSchedule = "prune_schedule", bits, fcBits = "fc_bits"
         case linear, perChannel = "per_channel", symmetric, calibration, calibrationImages = "calibration_images"
         case huffman, convIndexBits = "conv_index_bits", fcIndexBits = "fc_index_bits"

@@ -205,10 +205,15 @@ public final class Compressor {
 
     private func structuredStage(_ reduction: Double) throws {
         onStatus?("pruning channels")
-        let (pruned, _) = try StructuredPruning.prune(graph, imageShape: imageShape, macReduction: reduction)
+        let (pruned, report) = try StructuredPruning.prune(graph, imageShape: imageShape, macReduction: reduction,
+                                                           channelMultiple: plan.channelMultiple)
         graph = pruned
         let before = try finetuneIfAsked("structured pruning")
-        try record("structured pruning", detail: "\(percent(reduction)) of multiply-adds removed (channels)", before: before)
+        try record("structured pruning",
+                   detail: String(format: "%.1f%% of multiply-adds removed", 100 * report.achievedReduction)
+                       + " (target \(percent(reduction)), channels in multiples of \(plan.channelMultiple))"
+                       + (report.note.map { "; \($0)" } ?? ""),
+                   before: before)
     }
 
     private func pruningStage() throws {
@@ -318,8 +323,8 @@ public final class Compressor {
         let ranges = ActivationCalibration.calibrate(network, batches: batches, method: kind)
         ActivationCalibration.installFakeQuantization(on: network, ranges: ranges, bits: 8)
         onStatus?("evaluating int8")
-        let metrics = try Evaluation.evaluate(network, on: data.test, transforms: transforms, batchSize: evaluationBatch,
-                                              progress: onEvaluation)
+        let metrics = try Evaluation.evaluate(InputQuantizing(network, ranges: ranges), on: data.test, transforms: transforms,
+                                              batchSize: evaluationBatch, progress: onEvaluation)
         var model = storedModel(huffman: plan.huffman)
         model.activationRanges = ranges
         let bytes = try CompressedModelFile.serialize(model).count
@@ -448,6 +453,26 @@ public final class Compressor {
     }
 
     private func percent(_ x: Double) -> String { String(format: "%g%%", (x * 1000).rounded() / 10) }
+}
+
+/// A network whose input is fake-quantized to 8 bits with its calibrated range before the forward pass (the value
+/// hook sees node outputs only), for evaluating the int8 model.
+private final class InputQuantizing: Layer {
+    let network: GraphNetwork
+    let ranges: [String: ClosedRange<Float>]
+    var isTraining = false
+
+    init(_ network: GraphNetwork, ranges: [String: ClosedRange<Float>]) {
+        self.network = network
+        self.ranges = ranges
+    }
+
+    var children: [(name: String, layer: any Layer)] { [("network", network)] }
+    func outputShape(for inputShape: [Int]) -> [Int] { network.outputShape(for: inputShape) }
+    func forward(_ input: Tensor) -> Tensor {
+        network.forward(ActivationCalibration.fakeQuantizeInput(input, network: network, ranges: ranges))
+    }
+    func backward(_ gradOutput: Tensor) -> Tensor { network.backward(gradOutput) }
 }
 
 extension JSONEncoder {
