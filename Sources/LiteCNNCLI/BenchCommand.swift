@@ -43,13 +43,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Untimed runs after the first inference.", valueName: "w"))
     var warmup: Int = 5
 
-    @Option(name: .customLong("batch-parallelism"), help: ArgumentHelp("How a batch uses several threads: auto (time both on the first runs, keep the faster), operators (every operator split over the threads) or images (one sub-batch per thread).", valueName: "way"))
-    var batchParallelism: String = "auto"
-
     @Flag(help: "Also time every step of the plan and print where the time goes: totals per operator kind and the slowest steps (in --json: \"profile\").")
     var profile = false
 
-    @Flag(help: "Print JSON: {model, threads, batch, resolution, runs, warmup, first_inference_ms, load_ms, median_ms, p90_ms, min_ms, mean_ms, images_per_s, peak_activation_bytes, peak_rss_bytes, batch_parallelism}.")
+    @Flag(help: "Print JSON: {model, threads, batch, resolution, runs, warmup, first_inference_ms, load_ms, median_ms, p90_ms, min_ms, mean_ms, images_per_s, peak_activation_bytes, peak_rss_bytes}.")
     var json = false
 
     func validate() throws {
@@ -59,14 +56,7 @@ struct BenchCommand: ParsableCommand {
         guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
         guard (1...1_000_000).contains(runs) else { throw ValidationError("--runs must be between 1 and 1000000, got \(runs)") }
         guard (0...1_000_000).contains(warmup) else { throw ValidationError("--warmup must be between 0 and 1000000, got \(warmup)") }
-        guard Self.parallelism[batchParallelism] != nil else {
-            throw ValidationError("--batch-parallelism must be auto, operators or images, got \(batchParallelism)")
-        }
     }
-
-    static let parallelism: [String: InferenceOptions.BatchParallelism] = [
-        "auto": .automatic, "operators": .withinOperators, "images": .acrossImages,
-    ]
 
     struct Report: Codable {
         var model: String
@@ -87,8 +77,6 @@ struct BenchCommand: ParsableCommand {
         var imagesPerS: Double
         var peakActivationBytes: Int
         var peakRSSBytes: Int?
-        /// `across_images` or `within_operators`: how the timed runs shared the threads.
-        var batchParallelism: String
         var profile: [InferenceEngine.StepTime]?
 
         enum CodingKeys: String, CodingKey {
@@ -97,7 +85,6 @@ struct BenchCommand: ParsableCommand {
             case parseMS = "parse_ms", compileMS = "compile_ms", planMS = "plan_ms"
             case medianMS = "median_ms", p90MS = "p90_ms", minMS = "min_ms", meanMS = "mean_ms"
             case imagesPerS = "images_per_s", peakActivationBytes = "peak_activation_bytes", peakRSSBytes = "peak_rss_bytes"
-            case batchParallelism = "batch_parallelism"
         }
     }
 
@@ -119,7 +106,7 @@ struct BenchCommand: ParsableCommand {
         let parsed = monotonicSeconds()
         var compiled = parsed
         do {
-            engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads, batchParallelism: Self.parallelism[batchParallelism] ?? .automatic))
+            engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads))
             compiled = monotonicSeconds()
             try engine.prepare(inputShape: shape)
         } catch {
@@ -157,9 +144,7 @@ struct BenchCommand: ParsableCommand {
             planMS: (planned - compiled) * 1000, firstInferenceMS: (first - start) * 1000,
             medianMS: median, p90MS: p90, minMS: sorted[0], meanMS: times.reduce(0, +) / Double(times.count),
             imagesPerS: Double(batch) * 1000 / median, peakActivationBytes: engine.peakActivationBytes,
-            peakRSSBytes: peakResidentBytes(),
-            batchParallelism: engine.batchParallelismUsed(forInputShape: shape) == .acrossImages ? "across_images" : "within_operators",
-            profile: steps)
+            peakRSSBytes: peakResidentBytes(), profile: steps)
         if json {
             print(try encodeJSON(report))
             return
@@ -168,7 +153,7 @@ struct BenchCommand: ParsableCommand {
         let rows: [[String]] = [
             ["model", report.model],
             ["input", ModelSummary.shapeText(shape) + " NCHW"],
-            ["threads", String(report.threads) + (batch > 1 && report.threads > 1 ? (report.batchParallelism == "across_images" ? " (one sub-batch per thread)" : " (within every operator)") : "")],
+            ["threads", String(report.threads)],
             ["load + plan", ms(report.loadMS) + " (read \(ms(report.parseMS)), compile \(ms(report.compileMS)), plan \(ms(report.planMS)))"],
             ["first inference", ms(report.firstInferenceMS) + " (from start)"],
             ["median", ms(report.medianMS) + " (\(runs) runs after \(warmup) warm-up)"],
