@@ -54,8 +54,8 @@ for target in $TARGETS; do
     mobilenet_v2)
         train "$OUT/runs/mobilenet_v2" --model mobilenet_v2 --samples 4000 --resolution 64 --epochs 10 \
             --optimizer adam --lr 0.002 --schedule cosine --augment crop --batch 64
-        compress mobilenet_v2-per-channel "$OUT/runs/mobilenet_v2" --bits 8 --linear --per-channel --symmetric --calibrate entropy
-        compress mobilenet_v2-per-tensor "$OUT/runs/mobilenet_v2" --bits 8 --linear --symmetric --calibrate entropy
+        compress mobilenet_v2-per-channel "$OUT/runs/mobilenet_v2" --bits 8 --linear --per-channel --symmetric --calibrate minmax
+        compress mobilenet_v2-per-tensor "$OUT/runs/mobilenet_v2" --bits 8 --linear --symmetric --calibrate minmax
         ;;
     mobilenet_v1)
         train "$OUT/runs/mobilenet_v1" --model mobilenet_v1 --samples 2000 --resolution 64 --epochs 2 \
