@@ -143,8 +143,15 @@ struct EvalCommand: ParsableCommand {
         }
         progress.clear()
 
-        let report = Report(model: loaded.name, weights: weightsURL.path, data: data.description, samples: metrics.count,
-                            resolution: configuration.resolution, top1: metrics.top1, top5: metrics.top5, loss: metrics.meanLoss,
+        try publish(model: loaded.name, weights: weightsURL.path, data: data, resolution: configuration.resolution, metrics: metrics)
+    }
+
+    /// Prints the report of `metrics` (JSON with --json).
+    private func publish(model label: String, weights: String, data: DatasetSplits, resolution: Int,
+                         metrics: ClassificationMetrics) throws {
+        let test = data.test
+        let report = Report(model: label, weights: weights, data: data.description, samples: metrics.count,
+                            resolution: resolution, top1: metrics.top1, top5: metrics.top5, loss: metrics.meanLoss,
                             classNames: test.classNames, perClassTop1: metrics.perClassAccuracy, confusion: metrics.confusion)
         if json {
             say(try encodeJSON(report))
@@ -183,15 +190,7 @@ struct EvalCommand: ParsableCommand {
             throw CommandError("\(model) on \(data.description): \(error)")
         }
         progress.clear()
-        let test = data.test
-        let report = Report(model: source.label, weights: model, data: data.description, samples: metrics.count,
-                            resolution: configuration.resolution, top1: metrics.top1, top5: metrics.top5, loss: metrics.meanLoss,
-                            classNames: test.classNames, perClassTop1: metrics.perClassAccuracy, confusion: metrics.confusion)
-        if json {
-            say(try encodeJSON(report))
-            return
-        }
-        say(Self.render(report, chance: 100 / Double(max(test.classCount, 1))))
+        try publish(model: source.label, weights: model, data: data, resolution: configuration.resolution, metrics: metrics)
     }
 
     /// The text report: summary, per-class accuracy and (≤ 20 classes) the confusion matrix.

@@ -162,35 +162,10 @@ enum GraphCompiler {
         // Topological order; every input must be produced.
         var available = Set(constants.keys)
         available.insert(input.name)
-        var produced = available
-        for node in rest {
-            for o in node.outputs where !o.isEmpty {
-                if produced.contains(o) { throw GraphError("value '\(o)' is produced twice", at: node, opset: opset) }
-                produced.insert(o)
-            }
-        }
-        for node in rest {
-            for i in node.inputs where !i.isEmpty && !produced.contains(i) {
-                throw GraphError("input '\(i)' is not produced by any node, initializer or graph input", at: node, opset: opset)
-            }
-        }
+        let ordered = try GraphFolding.topologicalOrder(rest, available: available, opset: opset)
+        let produced = available.union(rest.flatMap(\.outputs))
         for o in graph.outputs where !produced.contains(o.name) {
             throw GraphError("graph output '\(o.name)' is not produced by any node", opset: opset)
-        }
-        var ordered: [Node] = []
-        var pending = rest
-        while !pending.isEmpty {
-            var next: [Node] = []
-            for node in pending {
-                if node.inputs.allSatisfy({ $0.isEmpty || available.contains($0) }) {
-                    ordered.append(node)
-                    for o in node.outputs where !o.isEmpty { available.insert(o) }
-                } else { next.append(node) }
-            }
-            if next.count == pending.count {
-                throw GraphError("the graph has a cycle through node '\(next[0].name)'", node: next[0].name, opType: next[0].opType, opset: opset)
-            }
-            pending = next
         }
         // Fold nodes whose inputs are all constant.
         var nodes: [Node] = []
