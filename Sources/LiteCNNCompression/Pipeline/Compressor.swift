@@ -95,8 +95,10 @@ public final class Compressor {
     public var onEvaluation: ((Int, Int) -> Void)?
 
     private var graph: Graph
-    private let weightNames: [String]
-    private let fullyConnected: Set<String>
+    /// The Conv/Gemm weights of the *current* graph: low rank and structured pruning rename and replace them, so the
+    /// later stages must not use the input graph's list.
+    private var weightNames: [String] { MagnitudePruning.prunableWeights(graph) }
+    private var fullyConnected: Set<String> { Self.fullyConnectedWeights(graph) }
     private var masks: PruningMasks?
     private var encodings: [String: WeightEncoding] = [:]
     private var stages: [StageResult] = []
@@ -125,9 +127,7 @@ public final class Compressor {
         self.teacher = teacher
         self.workDirectory = workDirectory
         self.evaluationBatch = evaluationBatch
-        self.weightNames = MagnitudePruning.prunableWeights(graph)
-        self.fullyConnected = Self.fullyConnectedWeights(graph)
-        guard !weightNames.isEmpty else { throw CompressionError("the graph has no Conv or Gemm weights to compress") }
+        guard !MagnitudePruning.prunableWeights(graph).isEmpty else { throw CompressionError("the graph has no Conv or Gemm weights to compress") }
     }
 
     /// Names of the weights of Gemm/MatMul nodes (the "fc" layers).
@@ -237,6 +237,7 @@ public final class Compressor {
             graph = network.exportGraph()
         } else {
             var perLayer: [String: Double] = [:]
+            let fullyConnected = self.fullyConnected
             for name in weightNames {
                 perLayer[name] = fullyConnected.contains(name) ? (plan.fcSparsity ?? plan.sparsity ?? 0) : (plan.sparsity ?? 0)
             }
@@ -262,6 +263,7 @@ public final class Compressor {
         let network = try GraphNetwork(graph: graph, imageShape: imageShape)
         let parameters = weightParameters(network)
         var codebooks: [String: CodebookTensor] = [:]
+        let fullyConnected = self.fullyConnected
         for (name, parameter) in parameters {
             let bits = fullyConnected.contains(name) ? (plan.fcBits ?? plan.bits) : (plan.bits ?? plan.fcBits)
             guard let bits else { continue }
@@ -381,7 +383,7 @@ public final class Compressor {
     func storedModel(huffman: Bool) -> CompressedModel {
         var architecture = graph
         var tensors: [String: StoredTensor] = [:]
-        let weights = Set(weightNames)
+        let weights = Set(weightNames), fullyConnected = self.fullyConnected
         for (name, constant) in graph.initializers {
             guard case let .float(tensor) = constant else { continue }
             architecture.initializers[name] = nil
