@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "LiteCNNData", targets: ["LiteCNNData"]),
         .library(name: "LiteCNNTraining", targets: ["LiteCNNTraining"]),
         .library(name: "LiteCNNCompression", targets: ["LiteCNNCompression"]),
+        .library(name: "LiteCNNOperators", targets: ["LiteCNNOperators"]),
         // MARK: Command-line tool
         .executable(name: "litecnn", targets: ["LiteCNNCLI"]),
     ],
@@ -58,10 +59,13 @@ let package = Package(
         .target(name: "LiteCNNCompression", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNModels",
                                                            "LiteCNNIO", "LiteCNNONNX", "LiteCNNRuntime", "LiteCNNData",
                                                            "LiteCNNTraining"]),
+        // MARK: Pluggable compression operators (level 8): operator banks built in the cloud, chosen on the device
+        .target(name: "LiteCNNOperators", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNRuntime",
+                                                         "LiteCNNData", "LiteCNNTraining", "LiteCNNCompression"]),
         // MARK: Umbrella
         .target(name: "LiteCNN", dependencies: ["LiteCNNTensor", "LiteCNNGraph", "LiteCNNLayers", "LiteCNNModels", "LiteCNNIO",
                                                 "LiteCNNONNX", "LiteCNNRuntime", "LiteCNNData", "LiteCNNTraining",
-                                                "LiteCNNCompression"]),
+                                                "LiteCNNCompression", "LiteCNNOperators"]),
         // MARK: CLI
         .executableTarget(
             name: "LiteCNNCLI",
@@ -78,5 +82,6 @@ let package = Package(
         .testTarget(name: "LiteCNNDataTests", dependencies: ["LiteCNNData", "_TestSupport"]),
         .testTarget(name: "LiteCNNTrainingTests", dependencies: ["LiteCNNTraining", "_TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "LiteCNNCompressionTests", dependencies: ["LiteCNN", "_TestSupport"]),
+        .testTarget(name: "LiteCNNOperatorsTests", dependencies: ["LiteCNN", "_TestSupport"]),
     ]
 )

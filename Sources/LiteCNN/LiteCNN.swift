@@ -9,3 +9,4 @@
 @_exported import LiteCNNData
 @_exported import LiteCNNTraining
 @_exported import LiteCNNCompression
+@_exported import LiteCNNOperators

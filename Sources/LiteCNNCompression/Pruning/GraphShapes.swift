@@ -7,7 +7,7 @@ import LiteCNNTensor
 ///
 /// Knows the operators of LiteCNN's runtime that image classifiers use; any other operator throws a `GraphError`
 /// naming the node.
-struct GraphShapes {
+public struct GraphShapes: Sendable {
     var shapes: [String: [Int]] = [:]
     /// Integer constants (initializers, `Constant` nodes and folded shape arithmetic), row-major.
     var ints: [String: [Int]] = [:]
@@ -16,7 +16,7 @@ struct GraphShapes {
     /// Where each value is produced (node index), absent for graph inputs and initializers.
     var producer: [String: Int] = [:]
 
-    init(_ graph: Graph, imageShape: [Int]) throws {
+    public init(_ graph: Graph, imageShape: [Int]) throws {
         let opset = graph.opsetVersion
         guard imageShape.count == 3, imageShape.allSatisfy({ $0 > 0 }) else {
             throw GraphError("the image shape must be [C, H, W] with positive sizes, got \(imageShape)", opset: opset)
@@ -52,7 +52,8 @@ struct GraphShapes {
         }
     }
 
-    func shape(_ name: String) -> [Int]? { name.isEmpty ? nil : shapes[name] }
+    /// The shape of a value (ONNX order), nil for unknown or empty names.
+    public func shape(_ name: String) -> [Int]? { name.isEmpty ? nil : shapes[name] }
 
     private mutating func set(_ name: String, _ shape: [Int], ints value: [Int]? = nil) {
         guard !name.isEmpty else { return }
