@@ -111,8 +111,21 @@ func gemmBias(_ node: Node, constants: [String: ConstValue]) -> [Float]?? {
     return .some(c.floats.map { $0 * beta })
 }
 
+/// The domain of LiteCNN's own operators in graphs: `Select` picks one of several alternatives at run time.
+public let alternativesDomain = "ai.litecnn"
+/// The node attribute `[group, alternative]` that makes a node run only when its group selects that alternative.
+public let alternativeAttribute = "litecnn_alternative"
+
+/// `[group, alternative]` of a node that belongs to one alternative of a switchable graph.
+func alternativeTag(_ node: Node) -> (group: Int, alternative: Int)? {
+    guard let t = node.ints(alternativeAttribute), t.count == 2 else { return nil }
+    return (t[0], t[1])
+}
+
 /// The graph after validation, constant folding, BatchNorm folding and activation fusion.
 struct CompiledGraph {
+    /// Alternatives per group of a switchable graph (empty for an ordinary graph).
+    var alternativeCounts: [Int] = []
     var opset: Int
     var inputName: String
     var inputDims: [ValueInfo.Dimension]?
@@ -143,6 +156,7 @@ enum GraphCompiler {
         guard !graph.outputs.isEmpty else { throw GraphError("the graph has no outputs", opset: opset) }
         // Validate operators and attributes.
         for node in graph.nodes {
+            if node.domain == alternativesDomain && node.opType == "Select" { continue }
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 throw GraphError("domain '\(node.domain)' is not supported", at: node, opset: opset)
             }
@@ -183,6 +197,7 @@ enum GraphCompiler {
         var compiled = CompiledGraph(opset: opset, inputName: input.name, inputDims: input.shape,
                                      outputNames: graph.outputs.map(\.name), nodes: [], constants: constants,
                                      consumers: [:], consumerNodes: [:])
+        compiled.alternativeCounts = try alternativeCounts(nodes, opset: opset)
         compiled.nodes = try fuse(nodes, graphOutputs: Set(compiled.outputNames), constants: constants, opset: opset)
         // Weights now live (folded) in the convolutions: keep only the constants something still reads.
         let read = Set(compiled.nodes.flatMap(\.node.inputs)).union(compiled.outputNames)
@@ -195,6 +210,34 @@ enum GraphCompiler {
         }
         for o in compiled.outputNames { compiled.consumers[o, default: 0] += 1 }
         return compiled
+    }
+
+    /// Checks the alternatives of a switchable graph and returns how many each group has (see `InferenceEngine.select`):
+    /// every `ai.litecnn` `Select` has a distinct `group` in `0..<G` and at least one input; every tagged node's
+    /// `[group, alternative]` names an existing group and an input index of its `Select`.
+    static func alternativeCounts(_ nodes: [Node], opset: Int) throws -> [Int] {
+        var counts: [Int: Int] = [:]
+        for node in nodes where node.domain == alternativesDomain {
+            guard node.opType == "Select", let g = node.int("group"), g >= 0 else {
+                throw GraphError("a Select needs an integer attribute group ≥ 0", at: node, opset: opset)
+            }
+            guard !node.inputs.isEmpty, !node.inputs.contains(""), node.outputs.count == 1 else {
+                throw GraphError("a Select reads one or more values and writes one", at: node, opset: opset)
+            }
+            guard counts[g] == nil else { throw GraphError("group \(g) has two Select nodes", at: node, opset: opset) }
+            counts[g] = node.inputs.count
+        }
+        let groups = counts.count
+        guard counts.keys.allSatisfy({ $0 < groups }) else {
+            throw GraphError("Select groups \(counts.keys.sorted()) are not numbered 0..<\(groups)", opset: opset)
+        }
+        for node in nodes {
+            guard let tag = alternativeTag(node) else { continue }
+            guard let n = counts[tag.group], tag.alternative >= 0, tag.alternative < n else {
+                throw GraphError("\(alternativeAttribute) \([tag.group, tag.alternative]) names no input of a Select", at: node, opset: opset)
+            }
+        }
+        return (0..<groups).map { counts[$0]! }
     }
 
     static func constantValue(_ node: Node, opset: Int) throws -> ConstValue {

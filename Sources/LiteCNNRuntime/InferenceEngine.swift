@@ -25,12 +25,43 @@ public struct InferenceOptions: Sendable {
 /// - **Run**: executes the steps over the arena; the only allocation is the returned tensor.
 ///
 /// Runs are serialized by a lock (one arena per plan). Input and output shapes are ONNX's logical NCHW.
+///
+/// **Switchable graphs.** A graph may hold alternatives: nodes tagged with the attribute `litecnn_alternative =
+/// [group, alternative]` run only when `selection[group] == alternative`, and a `Select` node of domain `ai.litecnn`
+/// (attribute `group`) passes on its input number `selection[group]`. Every alternative is compiled, packed and planned
+/// once; `select(_:)` changes the selection in microseconds without replanning, and a run reads the selection once
+/// when it starts, so a run never mixes two selections.
 public final class InferenceEngine: @unchecked Sendable {
     let graph: CompiledGraph
     public let options: InferenceOptions
     private var plans: [[Int]: Plan] = [:]
     private let lock = NSLock()
     private var lastPlan: Plan?
+    private let selectionLock = NSLock()
+    private var currentSelection: [Int]
+
+    /// How many alternatives each group of a switchable graph has (empty for an ordinary graph).
+    public var alternativeCounts: [Int] { graph.alternativeCounts }
+
+    /// The alternative each group runs (all 0 initially). Reading it does not wait for a running inference.
+    public var selection: [Int] {
+        selectionLock.lock(); defer { selectionLock.unlock() }
+        return currentSelection
+    }
+
+    /// Chooses the alternative of every group for the runs that start from now on. Runs already started finish with
+    /// the selection they began with. Throws when `selection` does not name one alternative per group.
+    public func select(_ selection: [Int]) throws {
+        let counts = graph.alternativeCounts
+        guard selection.count == counts.count else {
+            throw GraphError("the selection has \(selection.count) entries, the graph has \(counts.count) groups of alternatives", opset: graph.opset)
+        }
+        for (g, (choice, n)) in zip(selection, counts).enumerated() where choice < 0 || choice >= n {
+            throw GraphError("group \(g) has alternatives 0..<\(n), the selection asks for \(choice)", opset: graph.opset)
+        }
+        selectionLock.lock(); defer { selectionLock.unlock() }
+        currentSelection = selection
+    }
 
     /// Activation memory (arena bytes, inputs and outputs included) of the last planned shape; 0 before any plan.
     public var peakActivationBytes: Int {
@@ -41,6 +72,7 @@ public final class InferenceEngine: @unchecked Sendable {
     public init(graph: Graph, options: InferenceOptions = .init()) throws {
         self.graph = try GraphCompiler.compile(graph)
         self.options = options
+        self.currentSelection = Array(repeating: 0, count: self.graph.alternativeCounts.count)
     }
 
     /// Plans for an NCHW input shape ahead of time (throws if the graph cannot run on it).
@@ -122,6 +154,7 @@ public final class InferenceEngine: @unchecked Sendable {
             _ = try execute(input, inputIsNHWC: false, outputNHWC: false) { plan in
                 labels = plan.stepLabels
                 for (i, step) in plan.steps.enumerated() {
+                    if !plan.runs(step: i) { samples[i].append(0); cpuSamples[i].append(0); continue }
                     let c0 = threadCPUNanoseconds(), t0 = DispatchTime.now().uptimeNanoseconds
                     step()
                     samples[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
@@ -157,7 +190,12 @@ public final class InferenceEngine: @unchecked Sendable {
                 stridedCopy(dims: [n, h, w, c], src: p, srcStrides: [c * h * w, w, 1, h * w], dst: dst, dstStrides: [h * w * c, w * c, c, 1])
             }
         }
-        if let runSteps { runSteps(plan) } else { for step in plan.steps { step() } }
+        plan.frame.selection = selection
+        if let runSteps { runSteps(plan) } else if plan.hasAlternatives {
+            for (i, step) in plan.steps.enumerated() where plan.runs(step: i) { step() }
+        } else {
+            for step in plan.steps { step() }
+        }
         return output(plan.outputs[0], plan: plan, nhwc: outputNHWC)
     }
 
@@ -183,5 +221,13 @@ public final class InferenceEngine: @unchecked Sendable {
                 stridedCopy(dims: a.shape, src: src, srcStrides: ls, dst: out.baseAddress!, dstStrides: contiguousStrides(a.shape))
             }
         }
+    }
+}
+
+extension Plan {
+    /// Whether step `i` runs under the frame's selection (steps outside any alternative always run).
+    @inline(__always) func runs(step i: Int) -> Bool {
+        let g = stepGroups[i]
+        return g < 0 || frame.selection[g] == stepAlternatives[i]
     }
 }

@@ -37,6 +37,7 @@ extension PlanBuilder {
                 return
             }
         }
+        if node.domain == alternativesDomain { return try planSelect() }
         if let conv = cn.conv { return try planConv(conv) }
         if let affine = cn.affine { return try planAffine(affine) }
         if let dense = cn.dense { return try planDense(dense) }
@@ -235,6 +236,23 @@ extension PlanBuilder {
         emit(reads: [src], writes: [dst]) {
             stridedCopy(dims: pd, src: f[src] + srcOrigin, srcStrides: pss, dst: f[dst] + offset, dstStrides: pds)
         }
+    }
+
+    /// `Select` (domain `ai.litecnn`): the output is the input that the run's selection names for the node's group.
+    /// Inputs of other alternatives were not computed in this run; only the selected one is read.
+    func planSelect() throws {
+        guard let group = node.int("group") else { throw err("a Select needs an integer attribute group") }
+        let parts = try node.inputs.map { try activation($0) }
+        guard let first = parts.first, parts.allSatisfy({ $0.shape == first.shape }) else {
+            throw err("the alternatives have different shapes \(parts.map(\.shape))")
+        }
+        let out = newActivation(first.shape, nhwc: first.nhwc)
+        let sources = try parts.map { first.nhwc ? try toNHWC($0) : toPlain($0) }.map(\.slot)
+        let f = plan.frame, dst = out.slot, count = out.count
+        emit(reads: sources, writes: [dst]) {
+            f[dst].update(from: f[sources[f.selection[group]]], count: count)
+        }
+        set(node.outputs[0], out)
     }
 
     func planConcat() throws {

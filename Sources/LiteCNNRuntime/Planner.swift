@@ -32,6 +32,8 @@ enum PlanValue {
 /// Buffer pointers of one plan, filled once the memory plan is known; steps read them at run time.
 final class Frame: @unchecked Sendable {
     var pointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>> = .allocate(capacity: 1)
+    /// The alternative each group runs in the current run (switchable graphs), set before the steps run.
+    var selection: [Int] = []
     deinit { pointers.deallocate() }
     @inline(__always) subscript(_ slot: Int) -> UnsafeMutablePointer<Float> { pointers[slot] }
 }
@@ -42,6 +44,10 @@ final class Plan: @unchecked Sendable {
     var steps: [() -> Void] = []
     /// For each step, the operator and node it came from (`"Conv /features/0/Conv"`; layout copies say so).
     var stepLabels: [(op: String, node: String)] = []
+    /// For each step, the group and alternative it belongs to (`-1` for steps that always run).
+    var stepGroups: [Int] = []
+    var stepAlternatives: [Int] = []
+    var hasAlternatives = false
     var arena: UnsafeMutablePointer<Float>?
     var constantStorage: [UnsafeMutablePointer<Float>] = []
     var input: Activation!
@@ -77,6 +83,9 @@ final class PlanBuilder {
     private var plainCache: [Int: Activation] = [:]
     private var nhwcCache: [Int: Activation] = [:]
     var node: Node!
+    /// The alternative of the node being planned; its steps (layout copies included) run only when it is selected, so
+    /// layout conversions made inside an alternative are neither cached nor reused.
+    var branch: (group: Int, alternative: Int)?
     var opset: Int { graph.opset }
     /// Weight packing and transforms, run over the worker pool once every node is planned.
     private var preparationJobs: [() -> Void] = []
@@ -95,6 +104,8 @@ final class PlanBuilder {
     func emit(reads: [Int], writes: [Int], label: String? = nil, _ body: @escaping () -> Void) {
         let index = plan.steps.count
         plan.stepLabels.append((op: label ?? node?.opType ?? "Output", node: node?.name ?? ""))
+        plan.stepGroups.append(branch?.group ?? -1)
+        plan.stepAlternatives.append(branch?.alternative ?? -1)
         for s in reads { let r = root(s); slots[r].lastUse = max(slots[r].lastUse, index) }
         for s in writes { let r = root(s); slots[r].def = min(slots[r].def, index) }
         plan.steps.append(body)
@@ -154,14 +165,14 @@ final class PlanBuilder {
     func toPlain(_ a: Activation) -> Activation {
         if !a.nhwc { return a }
         if a.layoutFree { return Activation(shape: a.shape, nhwc: false, slot: alias(a.slot)) }
-        if let c = plainCache[a.slot] { return c }
+        if branch == nil, let c = plainCache[a.slot] { return c }
         let out = newActivation(a.shape, nhwc: false)
         let f = plan.frame, (src, dst) = (a.slot, out.slot)
         let dims = a.shape, ss = a.logicalStrides, ds = contiguousStrides(a.shape)
         emit(reads: [src], writes: [dst], label: "NHWC→NCHW") {
             stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds)
         }
-        plainCache[a.slot] = out
+        if branch == nil { plainCache[a.slot] = out }
         return out
     }
 
@@ -169,7 +180,7 @@ final class PlanBuilder {
         guard a.shape.count == 4 else { throw err("expects a 4-D input, got shape \(a.shape)") }
         if a.nhwc { return a }
         if a.layoutFree { return Activation(shape: a.shape, nhwc: true, slot: alias(a.slot)) }
-        if let c = nhwcCache[a.slot] { return c }
+        if branch == nil, let c = nhwcCache[a.slot] { return c }
         let out = newActivation(a.shape, nhwc: true)
         let f = plan.frame, (src, dst) = (a.slot, out.slot)
         let ls = contiguousStrides(a.shape)
@@ -177,7 +188,7 @@ final class PlanBuilder {
         emit(reads: [src], writes: [dst], label: "NCHW→NHWC") {
             stridedCopy(dims: dims, src: f[src], srcStrides: ss, dst: f[dst], dstStrides: ds)
         }
-        nhwcCache[a.slot] = out
+        if branch == nil { nhwcCache[a.slot] = out }
         return out
     }
 
@@ -200,9 +211,11 @@ final class PlanBuilder {
         plan.input = inputAct
         for cn in graph.nodes {
             node = cn.node
+            branch = alternativeTag(cn.node)
             try planNode(cn)
         }
         node = nil
+        branch = nil
         for name in graph.outputNames {
             guard let v = values[name] ?? graph.constants[name].map({ PlanValue.constant($0) }) else {
                 throw GraphError("graph output '\(name)' has no value", opset: opset)
@@ -215,6 +228,7 @@ final class PlanBuilder {
             if case let .activation(a) = final { slots[root(a.slot)].lastUse = Int.max }
             plan.outputs.append(final)
         }
+        plan.hasAlternatives = plan.stepGroups.contains { $0 >= 0 }
         let jobs = preparationJobs
         WorkerPool.shared.parallelFor(jobs.count) { jobs[$0]() }
         allocate()
