@@ -22,9 +22,10 @@ struct LiteCNNCommand: ParsableCommand {
           litecnn eval runs/sq                      # top-1, top-5, confusion matrix on the test split
           litecnn export runs/sq/model.safetensors --onnx sq.onnx --resolution 32
           litecnn compress runs/sq --prune 0.67 --bits 6 --huffman --finetune-epochs 2 --out sq.lcz
+          litecnn operators build runs/r18 --out r18.lcb  # operators to swap in by budget on the device
           litecnn weights squeezenet1_1 --out sq.safetensors --seed 1
         """,
         subcommands: [DemoCommand.self, ZooCommand.self, SummaryCommand.self, WeightsCommand.self, DataCommand.self, TrainCommand.self,
-                      EvalCommand.self, CompressCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
+                      EvalCommand.self, CompressCommand.self, OperatorsCommand.self, RunCommand.self, BenchCommand.self, ExportCommand.self]
     )
 }

@@ -1,0 +1,287 @@
+// The cloud side: prepares every operator for every slot of a trained network and measures each one.
+import Foundation
+import LiteCNNCompression
+import LiteCNNGraph
+import LiteCNNLayers
+import LiteCNNRuntime
+import LiteCNNTensor
+import LiteCNNTraining
+
+/// Images (NHWC `[N, H, W, C]`, already normalized as the model expects) with their labels.
+public struct LabeledBatch: Sendable {
+    public var images: Tensor
+    public var labels: [Int]
+    public init(images: Tensor, labels: [Int]) { self.images = images; self.labels = labels }
+}
+
+/// What `BankBuilder` prepares and how.
+public struct BankBuildOptions: Sendable, Equatable {
+    /// The operators to prepare for every slot (those that cannot replace a slot exactly in shape are skipped there).
+    public var operators: [OperatorKind] = OperatorKind.allCases
+    /// Inner widths β for the operators that have one; nil = each operator's `defaultBeta`.
+    public var betas: [Double]? = nil
+    /// Layer-wise distillation steps per operator (0 = keep the data-free initialization).
+    public var distillationSteps = 300
+    /// Adam's learning rate for distillation, decayed to 0 by a cosine.
+    public var learningRate: Float = 1e-3
+    /// Calibration batches held out of distillation to measure each operator's error.
+    public var heldOutBatches = 1
+    /// Timed runs per latency measurement (after 5 warm-up runs); the median is kept.
+    public var latencyRuns = 30
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    /// The (kind, β) settings to prepare, in order.
+    public var settings: [(kind: OperatorKind, beta: Double)] {
+        operators.flatMap { kind in kind.usesBeta ? (betas ?? [kind.defaultBeta]).map { (kind, $0) } : [(kind, 1.0)] }
+    }
+}
+
+/// Builds an `OperatorBank` for a trained base network (`litecnn operators build`).
+///
+/// For every slot (`OperatorSlots.find`) and every operator setting:
+/// 1. **Initialization** without data where the mathematics gives one (`PluggableOperator.initialized`: SVD for low
+///    rank, Tucker-2 for the bottleneck, rank-1 slices for depthwise-separable, kernel rows and columns for the
+///    multi-branch operator, He initialization for Fire).
+/// 2. **Layer-wise distillation**: the base runs once over the calibration images and each unit's input and output are
+///    kept; the operator alone (`GraphNetwork` of its standalone graph, BatchNorm in training mode) is trained with
+///    Adam to reproduce the unit's output, mean squared error, the rest of the network frozen. Its relative error
+///    `Σ‖ŷ − y‖² / Σ‖y‖²` is measured on held-out calibration batches before and after; the better of the two wins,
+///    so distillation never makes an exact initialization worse.
+/// 3. **Measurements**: parameters and multiply-adds (closed forms), latency of the operator alone and of the unit
+///    alone (runtime, batch 1, median), and the network's top-1 on the evaluation images with only this slot swapped
+///    (all alternatives are compiled once into a switchable graph; each measurement is a selection).
+public final class BankBuilder {
+    public let base: Graph
+    public let imageShape: [Int]
+    public let options: BankBuildOptions
+    public let slots: [OperatorSlot]
+    /// Status lines ("distilling slot 3/16 …") and progress over all (slot, operator) pairs.
+    public var onStatus: ((String) -> Void)?
+    public var onProgress: ((_ done: Int, _ total: Int) -> Void)?
+
+    public init(base: Graph, imageShape: [Int], options: BankBuildOptions = BankBuildOptions()) throws {
+        self.base = base
+        self.imageShape = imageShape
+        self.options = options
+        self.slots = try OperatorSlots.find(in: base, imageShape: imageShape)
+        guard !slots.isEmpty else {
+            throw OperatorConfigurationError("the base has no slot: no Conv with group 1 and a kernel of 3 or more")
+        }
+    }
+
+    public func build(calibration: [LabeledBatch], evaluation: [LabeledBatch]) throws -> OperatorBank {
+        guard !calibration.isEmpty else { throw OperatorConfigurationError("no calibration images") }
+        let held = options.distillationSteps > 0 ? min(options.heldOutBatches, calibration.count - 1) : 0
+        onStatus?("running the base over \(calibration.reduce(0) { $0 + $1.labels.count }) calibration images")
+        let captured = try capture(calibration.map(\.images))
+
+        var entries: [BankEntry] = []
+        let work = slots.flatMap { slot in options.settings.filter { $0.kind.isApplicable(to: slot) }.map { (slot, $0) } }
+        for (done, (slot, setting)) in work.enumerated() {
+            onStatus?("slot \(slot.index + 1)/\(slots.count) \(slot.name): \(setting.kind) β=\(setting.beta)")
+            onProgress?(done, work.count)
+            let (weight, bias, bn) = try unitTensors(slot)
+            var op = try PluggableOperator.initialized(kind: setting.kind, beta: setting.beta, slot: slot, weight: weight,
+                                                       bias: bias, batchNorm: bn, seed: options.seed &+ UInt64(entries.count))
+            let pairs = captured[slot.index]
+            let error = try distill(&op, train: Array(pairs.dropLast(held)), heldOut: Array(pairs.suffix(held)))
+            let latency = try Self.latency(of: op.standaloneGraph(), inputShape: [1, slot.inputChannels] + slot.inputSize,
+                                           runs: options.latencyRuns)
+            entries.append(BankEntry(op: op, measurement: OperatorMeasurement(
+                parameters: op.parameterCount, multiplyAdds: op.multiplyAdds, latencyMs: latency, top1: nil,
+                distillationError: error)))
+        }
+        onProgress?(work.count, work.count)
+
+        onStatus?("timing the base")
+        let slotLatency = try slots.map {
+            try Self.latency(of: unitGraph($0), inputShape: [1, $0.inputChannels] + $0.inputSize, runs: options.latencyRuns)
+        }
+        let baseLatency = try Self.latency(of: base, inputShape: [1] + imageShape, runs: options.latencyRuns)
+        var bank = OperatorBank(
+            baseFingerprint: BaseFingerprint.of(base), imageShape: imageShape, slots: slots,
+            base: BaseMeasurement(multiplyAdds: try StructuredPruning.multiplyAdds(base, imageShape: imageShape),
+                                  parameters: StructuredPruning.parameterCount(base), latencyMs: baseLatency,
+                                  slotLatencyMs: slotLatency),
+            entries: entries,
+            metadata: ["distillation_steps": String(options.distillationSteps),
+                       "calibration_images": String(calibration.reduce(0) { $0 + $1.labels.count }),
+                       "threads": String(WorkerPool.shared.threadCount)])
+        if !evaluation.isEmpty { try measureAccuracy(&bank, on: evaluation) }
+        return bank
+    }
+
+    // MARK: Accuracy
+
+    /// Top-1 of the base and of every entry swapped alone, through one switchable engine.
+    func measureAccuracy(_ bank: inout OperatorBank, on evaluation: [LabeledBatch]) throws {
+        let images = evaluation.reduce(0) { $0 + $1.labels.count }
+        onStatus?("measuring the base on \(images) images")
+        let model = try SwitchableModel(base: base, bank: bank)
+        let (top1, top5) = try Self.accuracy(model, on: evaluation)
+        bank.base.top1 = top1
+        bank.base.top5 = top5
+        for e in bank.entries.indices {
+            onStatus?("top-1 with entry \(e + 1)/\(bank.entries.count) swapped alone")
+            onProgress?(e, bank.entries.count)
+            var configuration = OperatorConfiguration.base(slotCount: bank.slots.count)
+            configuration.choices[bank.entries[e].op.slot.index] = e
+            try model.apply(configuration)
+            bank.entries[e].measurement.top1 = try Self.accuracy(model, on: evaluation).top1
+        }
+        onProgress?(bank.entries.count, bank.entries.count)
+    }
+
+    /// Top-1 and top-5 (%) of the model's current configuration.
+    public static func accuracy(_ model: SwitchableModel, on batches: [LabeledBatch]) throws -> (top1: Double, top5: Double) {
+        var correct1 = 0, correct5 = 0, total = 0
+        for batch in batches {
+            let logits = try model.runNHWC(batch.images)
+            let classes = logits.count / max(1, batch.labels.count)
+            logits.scalars.withUnsafeBufferPointer { p in
+                for (i, label) in batch.labels.enumerated() {
+                    let row = p.baseAddress! + i * classes
+                    let target = row[label]
+                    var above = 0
+                    for c in 0..<classes where row[c] > target || (row[c] == target && c < label) { above += 1 }
+                    if above == 0 { correct1 += 1 }
+                    if above < 5 { correct5 += 1 }
+                }
+            }
+            total += batch.labels.count
+        }
+        return (100 * Double(correct1) / Double(max(1, total)), 100 * Double(correct5) / Double(max(1, total)))
+    }
+
+    // MARK: Layer-wise distillation
+
+    /// Each slot's (input, output) per calibration batch, NHWC, from the base in inference mode.
+    func capture(_ batches: [Tensor]) throws -> [[(x: Tensor, y: Tensor)]] {
+        let network = try GraphNetwork(graph: base, imageShape: imageShape)
+        network.eval()
+        let inputName = network.graph.inputs[0].name
+        var wanted: [String: [Int]] = [:]
+        for s in slots { wanted[s.input, default: []].append(s.index); wanted[s.output, default: []].append(s.index) }
+        var result = [[(x: Tensor, y: Tensor)]](repeating: [], count: slots.count)
+        for images in batches {
+            var seen: [String: Tensor] = [inputName: images]
+            network.valueHook = { name, tensor in if wanted[name] != nil { seen[name] = tensor } }
+            _ = network.forward(images)
+            network.valueHook = nil
+            for s in slots {
+                guard let x = seen[s.input], let y = seen[s.output] else {
+                    throw OperatorConfigurationError("slot \(s.index) ('\(s.name)'): the base did not produce '\(s.input)' and '\(s.output)'")
+                }
+                result[s.index].append((x, y))
+            }
+        }
+        return result
+    }
+
+    /// Trains `op` to reproduce its unit; returns the relative error on `heldOut` (on `train` without held-out data).
+    func distill(_ op: inout PluggableOperator, train: [(x: Tensor, y: Tensor)], heldOut: [(x: Tensor, y: Tensor)]) throws -> Double {
+        let slot = op.slot
+        let network = try GraphNetwork(graph: op.standaloneGraph(), imageShape: [slot.inputChannels] + slot.inputSize)
+        let measureOn = heldOut.isEmpty ? train : heldOut
+        func relativeError() -> Double {
+            network.eval()
+            var num = 0.0, den = 0.0
+            for (x, y) in measureOn {
+                let p = network.forward(x)
+                p.scalars.withUnsafeBufferPointer { a in
+                    y.scalars.withUnsafeBufferPointer { b in
+                        for i in 0..<min(a.count, b.count) {
+                            let d = Double(a[i] - b[i])
+                            num += d * d
+                            den += Double(b[i]) * Double(b[i])
+                        }
+                    }
+                }
+            }
+            return num / max(den, .leastNonzeroMagnitude)
+        }
+        let initialError = relativeError()
+        guard options.distillationSteps > 0, !train.isEmpty else { return initialError }
+        let initial = op
+        let optimizer = Adam(parameters: network.namedParameters().filter { $0.parameter.isTrainable },
+                             learningRate: options.learningRate)
+        network.train()
+        let steps = options.distillationSteps
+        for step in 0..<steps {
+            let (x, y) = train[step % train.count]
+            network.zeroGradients()
+            let p = network.forward(x)
+            let scale = 2 / Float(p.count)
+            let grad = Tensor(shape: p.shape, layout: p.layout) { g in
+                p.scalars.withUnsafeBufferPointer { a in
+                    y.scalars.withUnsafeBufferPointer { b in
+                        for i in 0..<g.count { g[i] = scale * (a[i] - b[i]) }
+                    }
+                }
+            }
+            _ = network.backward(grad)
+            optimizer.learningRate = options.learningRate * Float(0.5 * (1 + cos(Double.pi * Double(step) / Double(steps))))
+            optimizer.step()
+        }
+        let finalError = relativeError()
+        if finalError.isFinite && finalError <= initialError {
+            try op.adoptTensors(from: network.exportGraph())
+            return finalError
+        }
+        op = initial
+        return initialError
+    }
+
+    // MARK: Base tensors and units
+
+    /// The unit's weight, bias and BatchNorm constants from the base.
+    func unitTensors(_ slot: OperatorSlot) throws -> (Tensor, Tensor?, BatchNormParameters?) {
+        func float(_ name: String) throws -> Tensor {
+            guard case let .float(t)? = base.initializers[name] else {
+                throw OperatorConfigurationError("slot \(slot.index): '\(name)' is not a float initializer of the base")
+            }
+            return t
+        }
+        let weight = try float(slot.weight)
+        let bias = try slot.bias.map(float)
+        var bn: BatchNormParameters?
+        if let names = slot.batchNorm {
+            let t = try names.map(float)
+            bn = BatchNormParameters(scale: t[0].scalars, bias: t[1].scalars, mean: t[2].scalars, variance: t[3].scalars,
+                                     epsilon: slot.batchNormEpsilon ?? 1e-5)
+        }
+        return (weight, bias, bn)
+    }
+
+    /// The unit alone as a graph: input `x` `[N, C_in, H, W]` → the unit's nodes → `y`.
+    func unitGraph(_ slot: OperatorSlot) throws -> Graph {
+        let positions = try SwitchableGraph.unitPositions(slot, in: base)
+        var nodes = positions.map { base.nodes[$0] }
+        var initializers: [String: Constant] = [:]
+        for n in nodes { for name in n.inputs.dropFirst() where !name.isEmpty { initializers[name] = base.initializers[name] } }
+        nodes[0].inputs[0] = "x"
+        nodes[nodes.count - 1].outputs[0] = "y"
+        return Graph(name: "unit", opsetVersion: base.opsetVersion,
+                     inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(slot.inputChannels),
+                                                            .fixed(slot.inputSize[0]), .fixed(slot.inputSize[1])])],
+                     outputs: [ValueInfo(name: "y", shape: nil)], nodes: nodes, initializers: initializers)
+    }
+
+    /// Median latency (ms) of `graph` on an NCHW `inputShape` input, run NHWC to leave layout copies out.
+    public static func latency(of graph: Graph, inputShape: [Int], runs: Int) throws -> Double {
+        let engine = try InferenceEngine(graph: graph)
+        let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+        let x = Tensor(shape: [n, h, w, c], scalars: (0..<(n * h * w * c)).map { Float($0 % 17) / 17 - 0.5 }, layout: .nhwc)
+        for _ in 0..<5 { _ = try engine.runNHWC(x) }
+        var times: [Double] = []
+        for _ in 0..<max(1, runs) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.runNHWC(x)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+}
