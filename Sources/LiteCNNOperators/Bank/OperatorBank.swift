@@ -1,13 +1,19 @@
-// CONTRACT SKELETON (helper F replaces the bodies; signatures are shared with the rest of the module).
+// An operator bank: lighter operators prepared in the cloud for the slots of one base network, with their measurements.
 import LiteCNNGraph
 import LiteCNNTensor
 
-/// What the cloud measured for one operator of a bank.
+/// What the cloud measured for one operator of a bank, with the operator in its slot and every other slot on the
+/// base unit (one slot at a time).
 public struct OperatorMeasurement: Sendable, Codable, Equatable {
+    /// Trainable parameters of the operator (compared with the slot's `parameterCount`).
     public var parameters: Int
+    /// Multiply-adds of the operator for one image (compared with the slot's `multiplyAdds`).
     public var multiplyAdds: Int
+    /// Latency of the operator alone, in milliseconds (compared with `BaseMeasurement.slotLatencyMs[slot]`).
     public var latencyMs: Double?
+    /// Top-1 accuracy of the whole network with this operator in its slot (same scale as `BaseMeasurement.top1`).
     public var top1: Double?
+    /// Distillation error of the operator against the base unit's output (e.g. mean squared error).
     public var distillationError: Double?
     public init(parameters: Int, multiplyAdds: Int, latencyMs: Double? = nil, top1: Double? = nil, distillationError: Double? = nil) {
         self.parameters = parameters; self.multiplyAdds = multiplyAdds; self.latencyMs = latencyMs; self.top1 = top1
@@ -15,17 +21,21 @@ public struct OperatorMeasurement: Sendable, Codable, Equatable {
     }
 }
 
+/// One operator of a bank with its measurement. `op.slot` is the bank's slot `op.slot.index`.
 public struct BankEntry: Sendable, Equatable {
     public var op: PluggableOperator
     public var measurement: OperatorMeasurement
     public init(op: PluggableOperator, measurement: OperatorMeasurement) { self.op = op; self.measurement = measurement }
 }
 
+/// What the cloud measured for the base network itself.
 public struct BaseMeasurement: Sendable, Codable, Equatable {
     public var top1: Double?
     public var top5: Double?
+    /// Multiply-adds and trainable parameters of the whole base network.
     public var multiplyAdds: Int
     public var parameters: Int
+    /// Latency of the whole network, and of each slot's unit alone (indexed by slot), in milliseconds.
     public var latencyMs: Double?
     public var slotLatencyMs: [Double]?
     public init(top1: Double? = nil, top5: Double? = nil, multiplyAdds: Int, parameters: Int, latencyMs: Double? = nil,
@@ -35,8 +45,14 @@ public struct BaseMeasurement: Sendable, Codable, Equatable {
     }
 }
 
+/// Lighter operators for the slots of one base network, kept apart from the base weights (a `.lcb` file, see
+/// `OperatorBankFile` and docs/OPERATOR_BANK_FORMAT.md).
+///
+/// `baseFingerprint` is `BaseFingerprint.of(base)` and `slots` is `OperatorSlots.find(in: base, imageShape:
+/// imageShape)` of the base the bank was built for; `validate(against:)` checks both before a device uses the bank.
 public struct OperatorBank: Sendable, Equatable {
     public var baseFingerprint: UInt32
+    /// `[C, H, W]` of one image.
     public var imageShape: [Int]
     public var slots: [OperatorSlot]
     public var base: BaseMeasurement
@@ -47,10 +63,72 @@ public struct OperatorBank: Sendable, Equatable {
         self.baseFingerprint = baseFingerprint; self.imageShape = imageShape; self.slots = slots; self.base = base
         self.entries = entries; self.metadata = metadata
     }
-    public func entries(forSlot slot: Int) -> [Int] { entries.indices.filter { entries[$0].op.slot.index == slot } }
-    public func validate(against graph: Graph) throws { fatalError("skeleton") }
-}
 
-public enum BaseFingerprint {
-    public static func of(_ graph: Graph) -> UInt32 { fatalError("skeleton") }
+    /// Indices into `entries` of the operators prepared for slot `slot`, in bank order.
+    public func entries(forSlot slot: Int) -> [Int] { entries.indices.filter { entries[$0].op.slot.index == slot } }
+
+    /// Checks that `graph` is the base this bank was built for: its slots (found for `imageShape`) equal `slots` field
+    /// by field, and its `BaseFingerprint` equals `baseFingerprint`. Throws `OperatorBankError` (section `base`) naming
+    /// the first differing slot and field, or both fingerprints.
+    public func validate(against graph: Graph) throws {
+        func fail(_ message: String) -> OperatorBankError {
+            OperatorBankError(file: "operator bank", section: "base", offset: nil, message: message)
+        }
+        let found: [OperatorSlot]
+        do {
+            found = try OperatorSlots.find(in: graph, imageShape: imageShape)
+        } catch {
+            throw fail("cannot find the slots of this base for image shape \(imageShape): \(error)")
+        }
+        for (i, expected) in slots.enumerated() {
+            guard i < found.count else {
+                throw fail("missing slot \(i) '\(expected.name)': the bank has \(slots.count) slots, this base \(found.count)")
+            }
+            if let field = Self.firstDifference(expected, found[i]) {
+                throw fail("slot \(i) '\(expected.name)' differs in \(field.name): \(field.bank) in the bank, \(field.base) in this base")
+            }
+        }
+        guard found.count == slots.count else {
+            let extra = found[slots.count]
+            throw fail("extra slot \(slots.count) '\(extra.name)': the bank has \(slots.count) slots, this base \(found.count)")
+        }
+        let fingerprint = BaseFingerprint.of(graph)
+        guard fingerprint == baseFingerprint else {
+            throw fail("built for base fingerprint \(Self.hex(baseFingerprint)), this base is \(Self.hex(fingerprint)) — the base weights differ")
+        }
+    }
+
+    /// `0x0123abcd`.
+    static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
+    /// The first field in which two slots differ, with both values as text.
+    static func firstDifference(_ a: OperatorSlot, _ b: OperatorSlot) -> (name: String, bank: String, base: String)? {
+        func text<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "none" }
+        let fields: [(String, String, String)] = [
+            ("index", "\(a.index)", "\(b.index)"),
+            ("name", a.name, b.name),
+            ("input channels", "\(a.inputChannels)", "\(b.inputChannels)"),
+            ("output channels", "\(a.outputChannels)", "\(b.outputChannels)"),
+            ("kernel", "\(a.kernel)", "\(b.kernel)"),
+            ("strides", "\(a.strides)", "\(b.strides)"),
+            ("pads", "\(a.pads)", "\(b.pads)"),
+            ("dilations", "\(a.dilations)", "\(b.dilations)"),
+            ("input size", "\(a.inputSize)", "\(b.inputSize)"),
+            ("output size", "\(a.outputSize)", "\(b.outputSize)"),
+            ("bias", text(a.bias), text(b.bias)),
+            ("batch norm", text(a.batchNorm), text(b.batchNorm)),
+            ("batch norm epsilon", text(a.batchNormEpsilon), text(b.batchNormEpsilon)),
+            ("ReLU", "\(a.hasReLU)", "\(b.hasReLU)"),
+            ("input", a.input, b.input),
+            ("output", a.output, b.output),
+            ("nodes", "\(a.nodes)", "\(b.nodes)"),
+            ("weight", a.weight, b.weight),
+        ]
+        if let d = fields.first(where: { $0.1 != $0.2 }) { return (d.0, d.1, d.2) }
+        // Fields that print alike but differ (e.g. an epsilon's last bit) still count as a difference.
+        return a == b ? nil : ("batch norm epsilon", text(a.batchNormEpsilon?.bitPattern), text(b.batchNormEpsilon?.bitPattern))
+    }
 }

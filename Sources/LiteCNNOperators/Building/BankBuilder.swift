@@ -73,7 +73,8 @@ public final class BankBuilder {
 
     public func build(calibration: [LabeledBatch], evaluation: [LabeledBatch]) throws -> OperatorBank {
         guard !calibration.isEmpty else { throw OperatorConfigurationError("no calibration images") }
-        let held = options.distillationSteps > 0 ? min(options.heldOutBatches, calibration.count - 1) : 0
+        // The same held-out batches whatever the number of steps, so errors of different builds compare.
+        let held = min(options.heldOutBatches, calibration.count - 1)
         onStatus?("running the base over \(calibration.reduce(0) { $0 + $1.labels.count }) calibration images")
         let captured = try capture(calibration.map(\.images))
 

@@ -53,7 +53,7 @@ public enum OperatorSweep {
                            latencyRuns: Int = 20, status: ((String) -> Void)? = nil) throws -> SweepResult {
         let bank = model.bank
         let saved = model.configuration
-        defer { try? model.apply(saved) }
+        defer { _ = try? model.apply(saved) }
         func describe(_ c: OperatorConfiguration) -> [String] {
             c.choices.map { $0.map { e in let op = bank.entries[e].op; return op.kind.usesBeta ? "\(op.kind) β=\(op.beta)" : "\(op.kind)" } ?? "base" }
         }
