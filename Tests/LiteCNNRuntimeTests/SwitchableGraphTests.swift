@@ -2,6 +2,7 @@ import Foundation
 import LiteCNNGraph
 import LiteCNNRuntime
 import LiteCNNTensor
+import _TestSupport
 import XCTest
 
 /// Graphs with alternatives (`ai.litecnn` `Select` + `litecnn_alternative` tags): every selection computes exactly what
@@ -145,13 +146,4 @@ final class SwitchableGraphTests: XCTestCase {
         duplicate.nodes[k].attributes["group"] = .int(0)
         XCTAssertThrowsError(try InferenceEngine(graph: duplicate)) { XCTAssertTrue("\($0)".contains("two Select"), "\($0)") }
     }
-}
-
-/// Counts shared by the threads of a concurrency test.
-final class Tally: @unchecked Sendable {
-    struct Counts { var seen = [0, 0], torn = 0, failures = 0 }
-    private let lock = NSLock()
-    private var value = Counts()
-    func add(_ change: (inout Counts) -> Void) { lock.lock(); change(&value); lock.unlock() }
-    var counts: Counts { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -1,37 +1,27 @@
-// CONTRACT SKELETON (helper O replaces the bodies; signatures are shared with the rest of the module).
+// One pluggable operator prepared for one slot: its parameters, and its widths, costs and tensor shapes in closed form.
 import LiteCNNGraph
 import LiteCNNTensor
 
-/// The five lighter operators that can replace a slot's unit.
-public enum OperatorKind: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
-    case bottleneck
-    case lowRank = "lowrank"
-    case multiBranch = "multibranch"
-    case fire
-    case depthwise
-
-    public var description: String { rawValue }
-    /// Whether β (the inner width) means something for this kind.
-    public var usesBeta: Bool { fatalError("skeleton") }
-    /// β when the user gives none.
-    public var defaultBeta: Double { fatalError("skeleton") }
-    /// Whether the operator can replace `slot` exactly in shape.
-    public func isApplicable(to slot: OperatorSlot) -> Bool { fatalError("skeleton") }
-}
-
-/// BatchNormalization constants, per channel.
-public struct BatchNormParameters: Sendable, Equatable {
-    public var scale: [Float]
-    public var bias: [Float]
-    public var mean: [Float]
-    public var variance: [Float]
-    public var epsilon: Float
-    public init(scale: [Float], bias: [Float], mean: [Float], variance: [Float], epsilon: Float) {
-        self.scale = scale; self.bias = bias; self.mean = mean; self.variance = variance; self.epsilon = epsilon
-    }
-}
-
 /// One operator prepared for one slot: its kind, β, and its own parameters (parameter separation).
+///
+/// The operator replaces the slot's whole unit: it reads `slot.input` (NCHW `[N, C_i, H, W]`) and writes
+/// `slot.output` (NCHW `[N, C, H_out, W_out]`), and ends in its own BatchNorm (+ ReLU exactly when `slot.hasReLU`).
+/// Its convolutions have no bias. Notation below: `C = slot.outputChannels`, `C_i = slot.inputChannels`,
+/// `[k_h, k_w] = slot.kernel`, `[H, W] = slot.inputSize`, `[H_out, W_out] = slot.outputSize`.
+///
+/// **Tensors** (`tensors`, keyed by local name; conv weights OIHW, BatchNorm arrays `[channels]`; every BatchNorm
+/// `X` has the four tensors `X.scale`, `X.bias`, `X.mean`, `X.var`):
+///
+/// | kind | convolutions | BatchNorms |
+/// |---|---|---|
+/// | bottleneck | `reduce.weight` `[R, C_i, 1, 1]`, `core.weight` `[R, R, k_h, k_w]`, `expand.weight` `[C, R, 1, 1]` | `bn` `[C]` |
+/// | lowRank | `row.weight` `[R, C_i, 1, k_w]`, `column.weight` `[C, R, k_h, 1]` | `bn` `[C]` |
+/// | multiBranch | `row.weight` `[C_a, C_i, 1, k_w]`, `column.weight` `[C_b, C_i, k_h, 1]` | `row.bn` `[C_a]`, `column.bn` `[C_b]` |
+/// | fire | `squeeze.weight` `[S, C_i, 1, 1]`, `expand1x1.weight` `[E_1, S, 1, 1]`, `expand3x3.weight` `[E_3, S, 3, 3]` | `squeeze.bn` `[S]`, `expand1x1.bn` `[E_1]`, `expand3x3.bn` `[E_3]` |
+/// | depthwise | `depthwise.weight` `[C_i, 1, k_h, k_w]`, `pointwise.weight` `[C, C_i, 1, 1]` | `bn` `[C]` |
+///
+/// with `R = max(1, round(β·C))`, `S = max(1, round(β·C))`, `C_a = ⌈C/2⌉`, `C_b = C − C_a`, `E_1 = ⌊C/2⌋`,
+/// `E_3 = C − E_1`. In a graph (`nodes(input:output:prefix:)`) each tensor is the initializer `prefix + local name`.
 public struct PluggableOperator: Sendable, Equatable {
     public var kind: OperatorKind
     public var beta: Double
@@ -43,20 +33,161 @@ public struct PluggableOperator: Sendable, Equatable {
         self.kind = kind; self.beta = beta; self.slot = slot; self.tensors = tensors
     }
 
-    public static func innerChannels(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int { fatalError("skeleton") }
-    public static func multiplyAdds(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int { fatalError("skeleton") }
-    public static func parameterCount(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int { fatalError("skeleton") }
-    public static func tensorShapes(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> [String: [Int]] { fatalError("skeleton") }
+    /// The operator's characteristic inner width: `R` for bottleneck and low rank, the squeeze width `S` for Fire
+    /// (both `max(1, round(β·C))`), `C_i` (the depthwise width) for depthwise, and `C` for multi-branch (it has no
+    /// narrower inner tensor: its branches write `⌈C/2⌉` and `⌊C/2⌋` of the output channels).
+    public static func innerChannels(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int {
+        switch kind {
+        case .bottleneck, .lowRank, .fire: return max(1, Int((beta * Double(slot.outputChannels)).rounded()))
+        case .multiBranch: return slot.outputChannels
+        case .depthwise: return slot.inputChannels
+        }
+    }
+
+    /// Multiply-adds for one image (Conv: `H_out·W_out·C_out·(C_in/group)·k_h·k_w`; BatchNorm, ReLU, Concat 0):
+    /// - bottleneck: `H·W·R·C_i + H_out·W_out·R·R·k_h·k_w + H_out·W_out·C·R`;
+    /// - lowRank: `H·W_out·R·C_i·k_w + H_out·W_out·C·R·k_h` (the row factor strides W only, the column factor H only);
+    /// - multiBranch: `H_out·W_out·C_i·(C_a·k_w + C_b·k_h)`;
+    /// - fire: `H·W·S·C_i + H_out·W_out·S·(E_1 + 9·E_3)`;
+    /// - depthwise: `H_out·W_out·C_i·k_h·k_w + H_out·W_out·C·C_i`.
+    /// Equal to `StructuredPruning.multiplyAdds(standaloneGraph(), imageShape: [C_i, H, W])` for applicable slots.
+    public static func multiplyAdds(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int {
+        let g = PluggableGeometry(kind: kind, beta: beta, slot: slot)
+        let inPixels = g.h * g.w, outPixels = g.ho * g.wo
+        switch kind {
+        case .bottleneck:
+            return inPixels * g.inner * g.ci + outPixels * g.inner * g.inner * g.kh * g.kw + outPixels * g.c * g.inner
+        case .lowRank:
+            return g.h * g.wo * g.inner * g.ci * g.kw + outPixels * g.c * g.inner * g.kh
+        case .multiBranch:
+            return outPixels * g.ci * (g.firstHalf * g.kw + g.secondHalf * g.kh)
+        case .fire:
+            return inPixels * g.inner * g.ci + outPixels * g.inner * (g.expand1 + 9 * g.expand3)
+        case .depthwise:
+            return outPixels * g.ci * g.kh * g.kw + outPixels * g.c * g.ci
+        }
+    }
+
+    /// Trainable parameters: convolution weights plus 2 per BatchNorm channel (scale and bias; the running mean and
+    /// variance are buffers):
+    /// - bottleneck: `R·C_i + R·R·k_h·k_w + C·R + 2C`;
+    /// - lowRank: `R·C_i·k_w + C·R·k_h + 2C`;
+    /// - multiBranch: `C_i·(C_a·k_w + C_b·k_h) + 2C`;
+    /// - fire: `S·C_i + 2S + S·(E_1 + 9·E_3) + 2C`;
+    /// - depthwise: `C_i·k_h·k_w + C·C_i + 2C`.
+    /// Equal to `StructuredPruning.parameterCount(standaloneGraph())`.
+    public static func parameterCount(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int {
+        let g = PluggableGeometry(kind: kind, beta: beta, slot: slot)
+        switch kind {
+        case .bottleneck:
+            return g.inner * g.ci + g.inner * g.inner * g.kh * g.kw + g.c * g.inner + 2 * g.c
+        case .lowRank:
+            return g.inner * g.ci * g.kw + g.c * g.inner * g.kh + 2 * g.c
+        case .multiBranch:
+            return g.ci * (g.firstHalf * g.kw + g.secondHalf * g.kh) + 2 * g.c
+        case .fire:
+            return g.inner * g.ci + 2 * g.inner + g.inner * (g.expand1 + 9 * g.expand3) + 2 * g.c
+        case .depthwise:
+            return g.ci * g.kh * g.kw + g.c * g.ci + 2 * g.c
+        }
+    }
+
+    /// The shape of every tensor the operator holds, BatchNorm running statistics included, by local name (the table
+    /// in the type's documentation).
+    public static func tensorShapes(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> [String: [Int]] {
+        let g = PluggableGeometry(kind: kind, beta: beta, slot: slot)
+        var shapes: [String: [Int]] = [:]
+        for conv in g.convolutions { shapes[conv.name + ".weight"] = conv.weightShape }
+        for bn in g.batchNorms {
+            for field in PluggableGeometry.batchNormFields { shapes[bn.name + "." + field] = [bn.channels] }
+        }
+        return shapes
+    }
+
     public var multiplyAdds: Int { Self.multiplyAdds(kind: kind, beta: beta, slot: slot) }
     public var parameterCount: Int { Self.parameterCount(kind: kind, beta: beta, slot: slot) }
+    /// `innerChannels(kind:beta:slot:)` of this operator.
+    public var innerChannels: Int { Self.innerChannels(kind: kind, beta: beta, slot: slot) }
+    /// `tensorShapes(kind:beta:slot:)` of this operator.
+    public var tensorShapes: [String: [Int]] { Self.tensorShapes(kind: kind, beta: beta, slot: slot) }
+}
 
-    public func nodes(input: String, output: String, prefix: String) -> (nodes: [Node], initializers: [String: Constant]) {
-        fatalError("skeleton")
+/// The convolutions and BatchNorms of one operator on one slot, in execution order, derived from the kind, β and the
+/// slot alone (no tensors): the single source of the tensor shapes and of the graph structure.
+struct PluggableGeometry {
+    /// One bias-free convolution: its local name (weight `name.weight`), what it reads and its attributes.
+    struct Convolution {
+        var name: String
+        var outputChannels: Int
+        var inputChannels: Int
+        var group: Int
+        var kernel: [Int]
+        var strides: [Int]
+        var pads: [Int]
+        var dilations: [Int]
+        var weightShape: [Int] { [outputChannels, inputChannels / group, kernel[0], kernel[1]] }
     }
-    public func standaloneGraph() -> Graph { fatalError("skeleton") }
-    public static func initialized(kind: OperatorKind, beta: Double, slot: OperatorSlot, weight: Tensor, bias: Tensor?,
-                                   batchNorm: BatchNormParameters?, seed: UInt64 = 0) throws -> PluggableOperator {
-        fatalError("skeleton")
+
+    /// One BatchNorm: its local name (tensors `name.scale`, `.bias`, `.mean`, `.var`) and width.
+    struct BatchNorm {
+        var name: String
+        var channels: Int
     }
-    public mutating func adoptTensors(from graph: Graph) throws { fatalError("skeleton") }
+
+    /// The four tensor suffixes of a BatchNorm, in ONNX input order (scale, B, input_mean, input_var).
+    static let batchNormFields = ["scale", "bias", "mean", "var"]
+
+    let ci, c, kh, kw, h, w, ho, wo: Int
+    /// R or S (bottleneck, low rank, Fire), C_i (depthwise), C (multi-branch).
+    let inner: Int
+    /// Multi-branch: C_a = ⌈C/2⌉ and C_b = C − C_a.
+    let firstHalf, secondHalf: Int
+    /// Fire: E_1 = ⌊C/2⌋ and E_3 = C − E_1.
+    let expand1, expand3: Int
+    let convolutions: [Convolution]
+    let batchNorms: [BatchNorm]
+
+    init(kind: OperatorKind, beta: Double, slot: OperatorSlot) {
+        ci = slot.inputChannels; c = slot.outputChannels
+        kh = slot.kernel[0]; kw = slot.kernel[1]
+        h = slot.inputSize[0]; w = slot.inputSize[1]
+        ho = slot.outputSize[0]; wo = slot.outputSize[1]
+        inner = PluggableOperator.innerChannels(kind: kind, beta: beta, slot: slot)
+        firstHalf = (c + 1) / 2; secondHalf = c - firstHalf
+        expand1 = c / 2; expand3 = c - expand1
+        let s = slot.strides, p = slot.pads, d = slot.dilations
+        let (t, l, b, r) = (p[0], p[1], p[2], p[3])
+        func conv(_ name: String, _ o: Int, _ i: Int, group: Int = 1, _ k: [Int], strides: [Int] = [1, 1],
+                  pads: [Int] = [0, 0, 0, 0], dilations: [Int] = [1, 1]) -> Convolution {
+            Convolution(name: name, outputChannels: o, inputChannels: i, group: group, kernel: k, strides: strides,
+                        pads: pads, dilations: dilations)
+        }
+        switch kind {
+        case .bottleneck:
+            convolutions = [conv("reduce", inner, ci, [1, 1]),
+                            conv("core", inner, inner, [kh, kw], strides: s, pads: p, dilations: d),
+                            conv("expand", c, inner, [1, 1])]
+            batchNorms = [BatchNorm(name: "bn", channels: c)]
+        case .lowRank:
+            convolutions = [conv("row", inner, ci, [1, kw], strides: [1, s[1]], pads: [0, l, 0, r], dilations: [1, d[1]]),
+                            conv("column", c, inner, [kh, 1], strides: [s[0], 1], pads: [t, 0, b, 0], dilations: [d[0], 1])]
+            batchNorms = [BatchNorm(name: "bn", channels: c)]
+        case .multiBranch:
+            convolutions = [conv("row", firstHalf, ci, [1, kw], strides: s, pads: [0, l, 0, r], dilations: [1, d[1]]),
+                            conv("column", secondHalf, ci, [kh, 1], strides: s, pads: [t, 0, b, 0], dilations: [d[0], 1])]
+            batchNorms = [BatchNorm(name: "row.bn", channels: firstHalf), BatchNorm(name: "column.bn", channels: secondHalf)]
+        case .fire:
+            convolutions = [conv("squeeze", inner, ci, [1, 1]),
+                            conv("expand1x1", expand1, inner, [1, 1], strides: s),
+                            conv("expand3x3", expand3, inner, [3, 3], strides: s, pads: [1, 1, 1, 1])]
+            batchNorms = [BatchNorm(name: "squeeze.bn", channels: inner), BatchNorm(name: "expand1x1.bn", channels: expand1),
+                          BatchNorm(name: "expand3x3.bn", channels: expand3)]
+        case .depthwise:
+            convolutions = [conv("depthwise", ci, ci, group: ci, [kh, kw], strides: s, pads: p, dilations: d),
+                            conv("pointwise", c, ci, [1, 1])]
+            batchNorms = [BatchNorm(name: "bn", channels: c)]
+        }
+    }
+
+    func convolution(_ name: String) -> Convolution { convolutions.first { $0.name == name }! }
 }

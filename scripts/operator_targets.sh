@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Reproduces the pluggable-operator targets of the README (issue 6) on the built-in shapes data set:
+#   1. trains the base (ResNet-18 at 32×32; VGG-16 with `vgg16` as an extra argument),
+#   2. builds its operator bank (all five operators, β = 0.25 and 0.5, layer-wise distillation),
+#   3. selects configurations at half and at a quarter of the multiply-adds and measures them,
+#   4. sweeps budgets against uniform operators and width scaling (sweep.md, sweep_macs.svg, sweep_latency.svg).
+# Each base is trained once (skipped when its run directory already holds a model); the bank is rebuilt unless it
+# exists. Results go to $OUT/<name>/ and a Markdown table is printed at the end.
+#
+# Usage: scripts/operator_targets.sh [OUT_DIR] [TARGET...]   (targets: resnet18 vgg16; default resnet18)
+# Environment: LITECNN (the binary, default .build/release/litecnn, built when missing), THREADS (default: all cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-operator-results}
+shift || true
+TARGETS=${*:-resnet18}
+LITECNN=${LITECNN:-.build/release/litecnn}
+[ -x "$LITECNN" ] || swift build -c release --product litecnn
+THREADS_FLAG=${THREADS:+--threads $THREADS}
+mkdir -p "$OUT"
+
+for target in $TARGETS; do
+    dir="$OUT/$target"
+    mkdir -p "$dir"
+    case $target in
+    resnet18)
+        [ -f "$dir/run/model.safetensors" ] || "$LITECNN" train --model resnet18 --data shapes --samples 4000 --resolution 32 \
+            --epochs 8 --optimizer adam --lr 0.001 --schedule cosine --augment crop --batch 64 $THREADS_FLAG --out "$dir/run"
+        ;;
+    vgg16)
+        [ -f "$dir/run/model.safetensors" ] || "$LITECNN" train --model vgg16 --data shapes --samples 4000 --resolution 32 \
+            --epochs 6 --optimizer adam --lr 0.0001 --schedule cosine --augment crop --batch 64 $THREADS_FLAG --out "$dir/run"
+        ;;
+    *) echo "unknown target $target" >&2; exit 2 ;;
+    esac
+    [ -f "$dir/bank.lcb" ] || "$LITECNN" operators build "$dir/run" --beta 0.25,0.5 --steps 300 --calibration-images 512 \
+        $THREADS_FLAG --out "$dir/bank.lcb" --json > "$dir/bank.json"
+    for share in 50 25; do
+        "$LITECNN" operators select "$dir/run" --bank "$dir/bank.lcb" --budget-macs "$share%" $THREADS_FLAG --json \
+            > "$dir/select-$share.json"
+    done
+    "$LITECNN" operators sweep "$dir/run" --bank "$dir/bank.lcb" $THREADS_FLAG --report "$dir/sweep" --json > "$dir/sweep.json"
+done
+
+python3 - "$OUT" $TARGETS <<'EOF'
+import json, os, sys
+out, targets = sys.argv[1], sys.argv[2:]
+print("| model | budget | MACs (M) | top-1 base | predicted | measured | loss | latency ms (base) | switch ms |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for t in targets:
+    for share in (50, 25):
+        path = os.path.join(out, t, f"select-{share}.json")
+        if not os.path.exists(path):
+            continue
+        s = json.load(open(path))
+        loss = s["top1_base"] - s["top1_measured"]
+        print(f"| {t} | {share} % | {s['macs'] / 1e6:.1f} | {s['top1_base']:.2f} | {s['top1_predicted']:.2f} | "
+              f"{s['top1_measured']:.2f} | {loss:+.2f} | {s['latency_ms']:.3f} ({s['latency_ms_base']:.3f}) | {s['switch_ms']:.3f} |")
+    sweep = os.path.join(out, t, "sweep.json")
+    if os.path.exists(sweep):
+        r = json.load(open(sweep))
+        print(f"\n{t}: selected ≥ both baselines at {sum(r['dominates'])} of {len(r['dominates'])} budgets "
+              f"(details in {out}/{t}/sweep/sweep.md)\n")
+EOF
