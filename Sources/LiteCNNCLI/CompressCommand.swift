@@ -124,13 +124,8 @@ struct CompressCommand: ParsableCommand {
         let progress = TrainingProgressBar()
         defer { progress.clear() }
         progress.status("loading \(model)")
-        let source = try CompressionSource.load(model, resolution: dataArguments.resolution)
-        var merger = ConfigurationMerger(source.configuration, resuming: false, source: "")
-        try dataArguments.apply(to: &merger)
-        var configuration = merger.configuration
-        if source.isRun, dataArguments.data != nil { configuration.classes = nil }
-        if dataArguments.channels == nil { configuration.channels = source.imageShape[0] }
-        configuration.resolution = source.imageShape[1]
+        let (source, loaded) = try CompressionSource.load(model, dataArguments: dataArguments)
+        var configuration = loaded
         if let threads { configuration.threads = threads }
         guard source.isRun || dataArguments.data != nil else {
             throw ValidationError("--data is required unless MODEL_OR_RUN is a run directory (shapes or a path)")
@@ -249,6 +244,19 @@ struct CompressionSource {
             return try fromGraph(graph, label: url.lastPathComponent, file: path, resolution: resolution)
         }
         return try fromWeights(url, resolution: resolution ?? 32, configuration: nil, isRun: false)
+    }
+
+    /// Loads `path` and merges the data flags into its configuration: the resolution is the model's, and so are the
+    /// channels unless `--channels` says otherwise; a run given `--data` takes its classes from the new data.
+    static func load(_ path: String, dataArguments: DataArguments) throws -> (source: CompressionSource, configuration: TrainingConfiguration) {
+        let source = try load(path, resolution: dataArguments.resolution)
+        var merger = ConfigurationMerger(source.configuration, resuming: false, source: "")
+        try dataArguments.apply(to: &merger)
+        var configuration = merger.configuration
+        if source.isRun, dataArguments.data != nil { configuration.classes = nil }
+        if dataArguments.channels == nil { configuration.channels = source.imageShape[0] }
+        configuration.resolution = source.imageShape[1]
+        return (source, configuration)
     }
 
     private static func fromWeights(_ url: URL, resolution: Int, configuration: TrainingConfiguration?, isRun: Bool) throws -> CompressionSource {

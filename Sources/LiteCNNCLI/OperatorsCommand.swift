@@ -44,13 +44,7 @@ struct OperatorsContext {
 
     static func load(_ model: String, dataArguments: DataArguments, needData: Bool, progress: TrainingProgressBar) throws -> OperatorsContext {
         progress.status("loading \(model)")
-        let source = try CompressionSource.load(model, resolution: dataArguments.resolution)
-        var merger = ConfigurationMerger(source.configuration, resuming: false, source: "")
-        try dataArguments.apply(to: &merger)
-        var configuration = merger.configuration
-        if source.isRun, dataArguments.data != nil { configuration.classes = nil }
-        if dataArguments.channels == nil { configuration.channels = source.imageShape[0] }
-        configuration.resolution = source.imageShape[1]
+        let (source, configuration) = try CompressionSource.load(model, dataArguments: dataArguments)
         var data: DatasetSplits?
         if source.isRun || dataArguments.data != nil {
             progress.status("opening \(configuration.data)")
@@ -144,13 +138,15 @@ extension OperatorsCommand {
         @Option(help: ArgumentHelp("Layer-wise distillation steps per operator (0: data-free initialization only).", valueName: "n"))
         var steps = 300
         @Option(name: .customLong("learning-rate"), help: ArgumentHelp("Adam's learning rate for distillation.", valueName: "lr"))
-        var learningRate: Float = 1e-3
+        var learningRate: Float = 1e-2
         @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images for distillation.", valueName: "n"))
         var calibrationImages = 512
         @Option(name: .customLong("eval-images"), help: ArgumentHelp("Test images for the top-1 measurements (default: the whole test split).", valueName: "n"))
         var evalImages: Int?
         @Option(name: .customLong("latency-runs"), help: ArgumentHelp("Timed runs per latency measurement (median kept).", valueName: "n"))
         var latencyRuns = 30
+        @Option(help: ArgumentHelp("Storage of the operators' tensors: float16 (half the file; every measurement is made with the rounded values) or float32.", valueName: "p"))
+        var precision: String = "float16"
         @Option(help: ArgumentHelp("Threads to compute and time with (default: all cores, or LITECNN_THREADS).", valueName: "n"))
         var threads: Int?
         @Option(name: .shortAndLong, help: ArgumentHelp("The bank file to write (.lcb).", valueName: "file"))
@@ -170,6 +166,9 @@ extension OperatorsCommand {
                 }
             }
             _ = try parseKinds(operators)
+            guard BankPrecision(rawValue: precision) != nil else {
+                throw ValidationError("--precision must be float16 or float32, got '\(precision)'")
+            }
         }
 
         func run() throws {
@@ -178,6 +177,7 @@ extension OperatorsCommand {
             defer { progress.clear() }
             let context = try OperatorsContext.load(base, dataArguments: dataArguments, needData: true, progress: progress)
             var options = BankBuildOptions()
+            options.precision = BankPrecision(rawValue: precision)!
             if let kinds = try parseKinds(operators) { options.operators = kinds }
             options.betas = beta.map { $0.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces))! } }
             options.distillationSteps = steps
@@ -369,9 +369,11 @@ struct BankSummary: Encodable {
         var unitLatencyMs: Double?
         var top1: Double?
         var distillationError: Double?
+        var outputDivergence: Double?
         enum CodingKeys: String, CodingKey {
             case slot, node, beta, params, macs, top1
             case op = "operator", latencyMs = "latency_ms", unitLatencyMs = "unit_latency_ms", distillationError = "distillation_error"
+            case outputDivergence = "output_divergence"
         }
     }
     var file: String
@@ -402,19 +404,20 @@ struct BankSummary: Encodable {
             return Row(slot: s.index, node: s.name, op: e.op.kind.rawValue, beta: e.op.beta, params: e.measurement.parameters,
                        macs: e.measurement.multiplyAdds, latencyMs: e.measurement.latencyMs,
                        unitLatencyMs: bank.base.slotLatencyMs?[s.index], top1: e.measurement.top1,
-                       distillationError: e.measurement.distillationError)
+                       distillationError: e.measurement.distillationError, outputDivergence: e.measurement.outputDivergence)
         }
     }
 
     var table: String {
         func opt(_ v: Double?, _ f: String) -> String { v.map { String(format: f, $0) } ?? "–" }
-        var lines = ["slot  node                                operator          params      MACs   ms (unit)        top-1  rel. error"]
+        var lines = ["slot  node                                operator          params      MACs   ms (unit)        top-1  rel. error  KL"]
         for r in entries {
             let name = r.node.count > 34 ? "…" + r.node.suffix(33) : r.node
             let op = r.op == "bottleneck" || r.op == "lowrank" || r.op == "fire" ? "\(r.op) β=\(r.beta)" : r.op
-            lines.append(String(format: "%4d  %-34@  %-16@ %7d %9d  %@ (%@)  %@  %@", r.slot, name as NSString, op as NSString,
+            lines.append(String(format: "%4d  %-34@  %-16@ %7d %9d  %@ (%@)  %@  %@  %@", r.slot, name as NSString, op as NSString,
                                 r.params, r.macs, opt(r.latencyMs, "%.3f") as NSString, opt(r.unitLatencyMs, "%.3f") as NSString,
-                                opt(r.top1, "%6.2f%%") as NSString, opt(r.distillationError, "%.4f") as NSString))
+                                opt(r.top1, "%6.2f%%") as NSString, opt(r.distillationError, "%.4f") as NSString,
+                                opt(r.outputDivergence, "%.4f") as NSString))
         }
         lines.append(String(format: "base: %d slots, %.1f M MACs, %.2f M params, top-1 %@, %@ ms", slots, Double(macsBase) / 1e6,
                             Double(paramsBase) / 1e6, opt(top1Base, "%.2f%%") as NSString, opt(latencyMsBase, "%.3f") as NSString))

@@ -10,6 +10,7 @@ final class BankBuilderTests: XCTestCase {
         var options = BankBuildOptions()
         options.betas = [0.5]
         options.latencyRuns = 3
+        options.precision = .float32
         func build(steps: Int) throws -> OperatorBank {
             options.distillationSteps = steps
             return try BankBuilder(base: base, imageShape: [3, 12, 12], options: options)
@@ -30,6 +31,7 @@ final class BankBuilderTests: XCTestCase {
             XCTAssertLessThan(e.measurement.multiplyAdds, e.op.slot.multiplyAdds)
             XCTAssertNotNil(e.measurement.latencyMs)
             XCTAssertNotNil(e.measurement.top1)
+            XCTAssertGreaterThanOrEqual(try XCTUnwrap(e.measurement.outputDivergence), 0)
             let error = try XCTUnwrap(e.measurement.distillationError), start = try XCTUnwrap(before.measurement.distillationError)
             XCTAssertLessThanOrEqual(error, start + 1e-9, "\(e.op.kind) on slot \(e.op.slot.index): distillation made it worse")
         }
@@ -41,12 +43,38 @@ final class BankBuilderTests: XCTestCase {
         // The exact low-rank initialization of slot 1 stays (near) exact.
         let exact = bank.entries.first { $0.op.slot.index == 1 && $0.op.kind == .lowRank }!
         XCTAssertLessThan(exact.measurement.distillationError!, 1e-6)
+        XCTAssertLessThan(exact.measurement.outputDivergence!, 1e-6, "an exact operator leaves the output distribution alone")
+        XCTAssertGreaterThan(bank.entries.map { $0.measurement.outputDivergence! }.max()!, 1e-4, "the divergence can be non-zero")
 
         let bytes = OperatorBankFile.serialize(bank)
         XCTAssertEqual(try OperatorBankFile.parse(bytes), bank)
         // Parameter separation: the bank holds the operators only, the base's weights stay out of it.
         let operatorFloats = bank.entries.reduce(0) { $0 + $1.op.tensors.values.reduce(0) { $0 + $1.count } }
         XCTAssertLessThan(bytes.count, 4 * operatorFloats + 64 * 1024)
+    }
+
+    func testAHalfPrecisionBankIsMeasuredWithTheValuesItStores() throws {
+        var options = BankBuildOptions()
+        options.operators = [.lowRank, .bottleneck]
+        options.distillationSteps = 10
+        options.latencyRuns = 1
+        let bank = try BankBuilder(base: tinyBase(), imageShape: [3, 12, 12], options: options)
+            .build(calibration: tinyBatches(3), evaluation: tinyBatches(1, seed: 8))
+        XCTAssertEqual(bank.precision, .float16)
+        for e in bank.entries {
+            for (name, t) in e.op.tensors {
+                XCTAssertTrue(t.scalars.allSatisfy(HalfPrecision.isExactlyRepresentable), "\(e.op.kind) \(name) is not rounded")
+            }
+        }
+        let bytes = OperatorBankFile.serialize(bank)
+        XCTAssertEqual(try OperatorBankFile.parse(bytes), bank, "the file holds exactly what was measured")
+        var single = bank
+        single.precision = .float32
+        let floats = bank.entries.reduce(0) { $0 + $1.op.tensors.values.reduce(0) { $0 + $1.count } }
+        XCTAssertEqual(OperatorBankFile.serialize(single).count - bytes.count, 2 * floats, "2 bytes per value instead of 4")
+        // The exact low-rank operator of slot 1 stays close: float16 rounds its factors, nothing more.
+        let exact = bank.entries.first { $0.op.slot.index == 1 && $0.op.kind == .lowRank }!
+        XCTAssertLessThan(exact.measurement.distillationError!, 1e-4)
     }
 
     func testAGraphWithoutSlotsIsRefused() throws {

@@ -86,29 +86,27 @@ enum BankTestFixtures {
         return OperatorBank(baseFingerprint: BaseFingerprint.of(graph), imageShape: [3, 8, 8], slots: slots, base: base,
                             entries: entries, metadata: ["model": "tiny", "note": "ünïcode / \"quoted\""])
     }
-}
 
-final class OperatorBankFileTests: XCTestCase {
-    typealias F = BankTestFixtures
+    // MARK: File bytes
 
-    // MARK: Helpers
-
-    private func u64(_ bytes: [UInt8], _ at: Int) -> Int {
-        (0..<8).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) }
+    /// The little-endian integer of `count` bytes at `at`.
+    static func u64(_ bytes: [UInt8], _ at: Int, count: Int = 8) -> Int {
+        (0..<count).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) }
     }
 
-    private func put(_ bytes: inout [UInt8], _ at: Int, _ value: UInt64, count: Int = 8) {
+    static func put(_ bytes: inout [UInt8], _ at: Int, _ value: UInt64, count: Int = 8) {
         for k in 0..<count { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
     }
 
     /// Recomputes the trailing CRC, so that a test reaches the checks behind it.
-    private func resealed(_ bytes: [UInt8]) -> [UInt8] {
+    static func resealed(_ bytes: [UInt8]) -> [UInt8] {
         var b = bytes
         put(&b, b.count - 4, UInt64(CRC32.checksum(b, range: 0..<(b.count - 4))), count: 4)
         return b
     }
 
-    private func parts(_ bytes: [UInt8]) -> (json: [String: Any], payload: [UInt8]) {
+    /// A file's JSON header and payload bytes.
+    static func parts(_ bytes: [UInt8]) -> (json: [String: Any], payload: [UInt8]) {
         let h = u64(bytes, 8)
         let json = try! JSONSerialization.jsonObject(with: Data(bytes[16..<(16 + h)])) as! [String: Any]
         let p = u64(bytes, 16 + h)
@@ -116,7 +114,7 @@ final class OperatorBankFileTests: XCTestCase {
     }
 
     /// A file with `json` as its header and `payload`, lengths and CRC consistent.
-    private func assemble(_ json: [String: Any], _ payload: [UInt8], version: (UInt16, UInt16) = (1, 0)) -> [UInt8] {
+    static func assemble(_ json: [String: Any], _ payload: [UInt8], version: (UInt16, UInt16) = (1, 0)) -> [UInt8] {
         let header = [UInt8](try! JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
         var b = Array("LCOB".utf8) + [0, 0, 0, 0] + [UInt8](repeating: 0, count: 8) + header + [UInt8](repeating: 0, count: 8)
             + payload + [0, 0, 0, 0]
@@ -125,6 +123,20 @@ final class OperatorBankFileTests: XCTestCase {
         put(&b, 8, UInt64(header.count))
         put(&b, 16 + header.count, UInt64(payload.count))
         return resealed(b)
+    }
+}
+
+final class OperatorBankFileTests: XCTestCase {
+    typealias F = BankTestFixtures
+
+    // MARK: Helpers
+
+    private func u64(_ bytes: [UInt8], _ at: Int) -> Int { F.u64(bytes, at) }
+    private func put(_ bytes: inout [UInt8], _ at: Int, _ value: UInt64, count: Int = 8) { F.put(&bytes, at, value, count: count) }
+    private func resealed(_ bytes: [UInt8]) -> [UInt8] { F.resealed(bytes) }
+    private func parts(_ bytes: [UInt8]) -> (json: [String: Any], payload: [UInt8]) { F.parts(bytes) }
+    private func assemble(_ json: [String: Any], _ payload: [UInt8], version: (UInt16, UInt16) = (1, 0)) -> [UInt8] {
+        F.assemble(json, payload, version: version)
     }
 
     private func error(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> OperatorBankError? {
@@ -190,13 +202,14 @@ final class OperatorBankFileTests: XCTestCase {
         let bank = try F.tinyBank()
         let bytes = OperatorBankFile.serialize(bank)
         XCTAssertEqual(Array(bytes[0..<4]), Array("LCOB".utf8))
-        XCTAssertEqual(Array(bytes[4..<8]), [1, 0, 0, 0])
+        XCTAssertEqual(Array(bytes[4..<8]), [1, 0, 1, 0], "version 1.1")
         let h = u64(bytes, 8), p = u64(bytes, 16 + h)
         XCTAssertEqual(bytes.count, 16 + h + 8 + p + 4)
         XCTAssertEqual(p, 4 * bank.entries.reduce(0) { $0 + $1.op.tensors.values.reduce(0) { $0 + $1.count } })
         XCTAssertEqual(UInt32(truncatingIfNeeded: u64(bytes + [0, 0, 0, 0], bytes.count - 4)), CRC32.checksum(bytes, range: 0..<(bytes.count - 4)))
         let (json, payload) = parts(bytes)
-        XCTAssertEqual(Set(json.keys), ["base_fingerprint", "image_shape", "slots", "base", "metadata", "entries"])
+        XCTAssertEqual(Set(json.keys), ["base_fingerprint", "image_shape", "slots", "base", "metadata", "entries", "precision"])
+        XCTAssertEqual(json["precision"] as? String, "float32")
         XCTAssertEqual(json["base_fingerprint"] as? Int, Int(bank.baseFingerprint))
         XCTAssertEqual((json["base"] as? [String: Any])?["slot_latency_ms"] as? [Double], bank.base.slotLatencyMs)
         let slot = (json["slots"] as! [[String: Any]])[1]

@@ -176,6 +176,26 @@ final class OperatorSelectionTests: XCTestCase {
         XCTAssertEqual(try OperatorSelection.select(bank: bank, budget: .multiplyAdds(18_000), kinds: [.depthwise]).choices, [nil, 1])
     }
 
+    func testOutputDivergenceRanksWhenEveryOperatorHasOne() throws {
+        var bank = try handBank()
+        // Same cost, same measured top-1 (no loss the test set can see), but different damage to the output: the
+        // divergence must decide — top-1 alone would tie and keep the first.
+        let slots = bank.slots
+        bank.entries = [
+            entry(slots[1], .depthwise, beta: 1, OperatorMeasurement(parameters: 60, multiplyAdds: 1000, top1: 0.8,
+                                                                     distillationError: 0.1, outputDivergence: 0.3)),
+            entry(slots[1], .lowRank, beta: 0.5, OperatorMeasurement(parameters: 60, multiplyAdds: 1000, top1: 0.8,
+                                                                     distillationError: 0.2, outputDivergence: 0.01)),
+            entry(slots[0], .lowRank, beta: 0.5, OperatorMeasurement(parameters: 40, multiplyAdds: 2000, top1: 0.8,
+                                                                     distillationError: 0.3, outputDivergence: 0.5)),
+        ]
+        // 2456 multiply-adds to save: slot 1's low rank (divergence 0.01) beats its depthwise (0.3) and slot 0 (0.5).
+        XCTAssertEqual(try OperatorSelection.select(bank: bank, budget: .multiplyAdds(17_544)).choices, [nil, 1])
+        // Without divergences the same bank ranks by top-1 and the distillation tie-break: depthwise (0.1 < 0.2).
+        for e in bank.entries.indices { bank.entries[e].measurement.outputDivergence = nil }
+        XCTAssertEqual(try OperatorSelection.select(bank: bank, budget: .multiplyAdds(17_544)).choices, [nil, 0])
+    }
+
     func testMissingMeasurementsAreClearErrorsAndDistillationErrorRanksWithoutTopOne() throws {
         let bank = try handBank()
         // The Fire entry has no latency and no loss measurement.

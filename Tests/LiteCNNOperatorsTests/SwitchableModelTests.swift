@@ -71,6 +71,7 @@ final class SwitchableModelTests: XCTestCase {
         options.betas = [0.25]
         options.distillationSteps = 0
         options.latencyRuns = 2
+        options.precision = .float32   // exactness checks need the unrounded factors
         return try BankBuilder(base: base, imageShape: [3, 12, 12], options: options)
             .build(calibration: tinyBatches(2), evaluation: [])
     }

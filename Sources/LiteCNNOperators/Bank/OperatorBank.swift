@@ -15,9 +15,14 @@ public struct OperatorMeasurement: Sendable, Codable, Equatable {
     public var top1: Double?
     /// Distillation error of the operator against the base unit's output (e.g. mean squared error).
     public var distillationError: Double?
-    public init(parameters: Int, multiplyAdds: Int, latencyMs: Double? = nil, top1: Double? = nil, distillationError: Double? = nil) {
+    /// Mean Kullback–Leibler divergence `KL(p_base ‖ p_swapped)` (nats per image) of the network's class probabilities
+    /// with this operator in its slot, over the evaluation images: a finer, additive measure of the damage than the
+    /// change of top-1, which a few hundred images quantize and which hides small harms that add up across slots.
+    public var outputDivergence: Double?
+    public init(parameters: Int, multiplyAdds: Int, latencyMs: Double? = nil, top1: Double? = nil, distillationError: Double? = nil,
+                outputDivergence: Double? = nil) {
         self.parameters = parameters; self.multiplyAdds = multiplyAdds; self.latencyMs = latencyMs; self.top1 = top1
-        self.distillationError = distillationError
+        self.distillationError = distillationError; self.outputDivergence = outputDivergence
     }
 }
 
@@ -45,11 +50,28 @@ public struct BaseMeasurement: Sendable, Codable, Equatable {
     }
 }
 
+/// How an operator bank file stores its tensor values: IEEE 754 binary32 (4 bytes each) or binary16 (2 bytes each,
+/// half the file). In memory the tensors are always `Float`.
+public enum BankPrecision: String, Sendable, Codable, CaseIterable {
+    case float32, float16
+
+    /// Bytes per stored value: 4 or 2.
+    public var elementSize: Int {
+        switch self {
+        case .float32: return 4
+        case .float16: return 2
+        }
+    }
+}
+
 /// Lighter operators for the slots of one base network, kept apart from the base weights (a `.lcb` file, see
 /// `OperatorBankFile` and docs/OPERATOR_BANK_FORMAT.md).
 ///
 /// `baseFingerprint` is `BaseFingerprint.of(base)` and `slots` is `OperatorSlots.find(in: base, imageShape:
 /// imageShape)` of the base the bank was built for; `validate(against:)` checks both before a device uses the bank.
+///
+/// `precision` is how the file stores the operator tensors. A `.float16` bank must hold only values that binary16
+/// represents exactly (`roundedToHalfPrecision()` makes one), so that writing and reading it back gives the same bank.
 public struct OperatorBank: Sendable, Equatable {
     public var baseFingerprint: UInt32
     /// `[C, H, W]` of one image.
@@ -58,10 +80,30 @@ public struct OperatorBank: Sendable, Equatable {
     public var base: BaseMeasurement
     public var entries: [BankEntry]
     public var metadata: [String: String]
+    /// The storage precision of the operator tensors in the file (`.float32` unless the bank was rounded to half).
+    public var precision: BankPrecision = .float32
     public init(baseFingerprint: UInt32, imageShape: [Int], slots: [OperatorSlot], base: BaseMeasurement,
-                entries: [BankEntry], metadata: [String: String] = [:]) {
+                entries: [BankEntry], metadata: [String: String] = [:], precision: BankPrecision = .float32) {
         self.baseFingerprint = baseFingerprint; self.imageShape = imageShape; self.slots = slots; self.base = base
-        self.entries = entries; self.metadata = metadata
+        self.entries = entries; self.metadata = metadata; self.precision = precision
+    }
+
+    /// This bank with every operator tensor value rounded to the nearest binary16 value (round to nearest, ties to
+    /// even; subnormals down to 2⁻²⁴ kept, smaller magnitudes become ±0) and `precision` set to `.float16`, ready to
+    /// be written at half the size. Values binary16 cannot hold — magnitudes of 65520 or more, which would round to
+    /// ±∞, and NaN or ±∞ — are left as they are, so that `OperatorBankFile.check` refuses the bank naming the entry,
+    /// the tensor and the element instead of silently storing infinities. Measurements and metadata are unchanged.
+    public func roundedToHalfPrecision() -> OperatorBank {
+        var bank = self
+        bank.precision = .float16
+        for i in bank.entries.indices {
+            for name in bank.entries[i].op.tensors.keys {
+                bank.entries[i].op.tensors[name]!.scalars = bank.entries[i].op.tensors[name]!.scalars.map { v in
+                    v.isFinite && v.magnitude < HalfPrecision.overflowThreshold ? HalfPrecision.rounded(v) : v
+                }
+            }
+        }
+        return bank
     }
 
     /// Indices into `entries` of the operators prepared for slot `slot`, in bank order.

@@ -2,8 +2,8 @@
 
 /// A problem with an operator bank file, or with a bank that does not fit a base network.
 ///
-/// `section` is one of `magic`, `version`, `header` (the JSON header and its length field), `payload` (the float32
-/// tensor data and its length field), `checksum`, `base` (`OperatorBank.validate(against:)`), `bank` (a bank in
+/// `section` is one of `magic`, `version`, `header` (the JSON header and its length field), `payload` (the float32 or
+/// float16 tensor data and its length field), `checksum`, `base` (`OperatorBank.validate(against:)`), `bank` (a bank in
 /// memory that cannot be written) or `file` (reading or writing the file itself). `offset` is the byte offset from the
 /// start of the file where the problem was found, nil when the problem is not about a byte of a file (`base`, `bank`).
 /// `description` reads `bank.lcb: header at byte 16: entry 3 (slot 1, lowrank β 0.5): …`.

@@ -1,4 +1,5 @@
-// Reads and writes operator bank files (`.lcb`): a JSON header and a float32 payload, every field checked before use.
+// Reads and writes operator bank files (`.lcb`): a JSON header and a float32 or float16 payload, every field checked
+// before use.
 import Foundation
 import LiteCNNCompression
 import LiteCNNIO
@@ -9,12 +10,16 @@ import LiteCNNTensor
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `LCOB` |
-/// | 4 | 2 + 2 | `u16` major = 1, `u16` minor = 0 |
+/// | 4 | 2 + 2 | `u16` major = 1, `u16` minor = 1 |
 /// | 8 | 8 | `u64` header length `H` |
 /// | 16 | `H` | UTF-8 JSON header |
-/// | 16 + `H` | 8 | `u64` payload length `P` (a multiple of 4) |
-/// | 24 + `H` | `P` | little-endian float32 tensor values |
+/// | 16 + `H` | 8 | `u64` payload length `P` (a multiple of the element size) |
+/// | 24 + `H` | `P` | little-endian tensor values, float32 or float16 as the header's `precision` says |
 /// | 24 + `H` + `P` | 4 | `u32` CRC-32 of every byte before it |
+///
+/// The header's `precision` (`float32`, `float16`; absent in 1.0 files, meaning `float32`) sets the element size, 4 or
+/// 2 bytes; tensor offsets and counts are in elements. A float16 bank must hold only values binary16 represents
+/// exactly (`OperatorBank.roundedToHalfPrecision()`), so that `parse(serialize(bank)) == bank` for both precisions.
 ///
 /// Reading never traps: every length is checked against the bytes that remain before anything is allocated, then
 /// the checksum, the JSON, the slots, the operators (known kind, β in (0, 16], applicable to their slot), every tensor's
@@ -25,8 +30,9 @@ public enum OperatorBankFile {
     public static let fileExtension = "lcb"
     public static let magic: [UInt8] = Array("LCOB".utf8)
     /// Files with another major version are refused; a newer minor version may only add JSON keys, which are ignored.
+    /// 1.1 added `precision` (a 1.0 file is float32).
     public static let majorVersion: UInt16 = 1
-    public static let minorVersion: UInt16 = 0
+    public static let minorVersion: UInt16 = 1
     /// Byte offset of the JSON header.
     public static let headerOffset = 16
     /// The largest β a bank may hold (an inner width of 16× the slot's output channels).
@@ -56,8 +62,9 @@ public enum OperatorBankFile {
     }
 
     /// Checks that a bank in memory can be written and read back: the same checks as reading (slots, measurements,
-    /// operators, tensor names, shapes and finite values), with `entries[i].op.slot == slots[entries[i].op.slot.index]`.
-    /// Throws `OperatorBankError` with section `bank`.
+    /// operators, tensor names, shapes and finite values), with `entries[i].op.slot == slots[entries[i].op.slot.index]`;
+    /// for a `.float16` bank also every value within ±65504 and exactly representable in binary16 (round it with
+    /// `OperatorBank.roundedToHalfPrecision()` first). Throws `OperatorBankError` with section `bank`.
     public static func check(_ bank: OperatorBank, file: String = "<memory>") throws {
         func fail(_ message: String) -> OperatorBankError {
             OperatorBankError(file: file, section: "bank", offset: nil, message: message)
@@ -86,16 +93,32 @@ public enum OperatorBankFile {
                 throw fail("\(label): \(problem)")
             }
             for name in op.tensors.keys.sorted() {
-                if let k = op.tensors[name]!.scalars.firstIndex(where: { !$0.isFinite }) {
-                    throw fail("\(label): tensor '\(name)' holds a non-finite value (\(op.tensors[name]!.scalars[k])) at element \(k)")
+                let scalars = op.tensors[name]!.scalars
+                if let k = scalars.firstIndex(where: { !$0.isFinite }) {
+                    throw fail("\(label): tensor '\(name)' holds a non-finite value (\(scalars[k])) at element \(k)")
+                }
+                if bank.precision == .float16, let problem = halfProblem(scalars) {
+                    throw fail("\(label): tensor '\(name)' \(problem)")
                 }
             }
         }
     }
 
+    /// Why a float16 bank cannot store `scalars` (finite values): the first beyond ±65504 or not a binary16 value.
+    static func halfProblem(_ scalars: [Float]) -> String? {
+        for (k, v) in scalars.enumerated() where !HalfPrecision.isExactlyRepresentable(v) {
+            if v.magnitude > HalfPrecision.largestFinite {
+                return "holds \(v) at element \(k), outside the float16 range ±65504"
+            }
+            return "holds \(v) at element \(k), which float16 cannot represent exactly (the nearest is \(HalfPrecision.rounded(v))): round the bank with roundedToHalfPrecision() before writing it as float16"
+        }
+        return nil
+    }
+
     private static func encode(_ bank: OperatorBank) -> [UInt8] {
+        let half = bank.precision == .float16
         var payload: [UInt8] = []
-        payload.reserveCapacity(4 * bank.entries.reduce(0) { $0 + $1.op.tensors.values.reduce(0) { $0 + $1.count } })
+        payload.reserveCapacity(bank.precision.elementSize * bank.entries.reduce(0) { $0 + $1.op.tensors.values.reduce(0) { $0 + $1.count } })
         var elements = 0
         var entries: [EntryRecord] = []
         for entry in bank.entries {
@@ -103,12 +126,20 @@ public enum OperatorBankFile {
             for name in entry.op.tensors.keys.sorted() {
                 let t = entry.op.tensors[name]!
                 tensors.append(TensorRecord(name: name, shape: t.shape, offset: elements, count: t.count, layout: t.layout.rawValue))
-                for v in t.scalars {
-                    let bits = v.bitPattern
-                    payload.append(UInt8(truncatingIfNeeded: bits))
-                    payload.append(UInt8(truncatingIfNeeded: bits >> 8))
-                    payload.append(UInt8(truncatingIfNeeded: bits >> 16))
-                    payload.append(UInt8(truncatingIfNeeded: bits >> 24))
+                if half {
+                    for v in t.scalars {
+                        let bits = HalfPrecision.bits(from: v)  // exact: check(_:) passed
+                        payload.append(UInt8(truncatingIfNeeded: bits))
+                        payload.append(UInt8(truncatingIfNeeded: bits >> 8))
+                    }
+                } else {
+                    for v in t.scalars {
+                        let bits = v.bitPattern
+                        payload.append(UInt8(truncatingIfNeeded: bits))
+                        payload.append(UInt8(truncatingIfNeeded: bits >> 8))
+                        payload.append(UInt8(truncatingIfNeeded: bits >> 16))
+                        payload.append(UInt8(truncatingIfNeeded: bits >> 24))
+                    }
                 }
                 elements += t.count
             }
@@ -117,7 +148,7 @@ public enum OperatorBankFile {
         }
         let header = BankHeaderRecord(baseFingerprint: bank.baseFingerprint, imageShape: bank.imageShape,
                                       slots: bank.slots.map(SlotRecord.init), base: BaseRecord(bank.base),
-                                      metadata: bank.metadata, entries: entries)
+                                      metadata: bank.metadata, entries: entries, precision: bank.precision.rawValue)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json: [UInt8]
@@ -195,8 +226,9 @@ public enum OperatorBankFile {
         guard payloadLength <= UInt64(afterPayloadLength) else {
             throw fail("payload", payloadLengthAt, "payload length \(payloadLength) exceeds the \(afterPayloadLength) bytes that remain")
         }
-        guard payloadLength % 4 == 0 else {
-            throw fail("payload", payloadLengthAt, "payload length \(payloadLength) is not a whole number of float32 values")
+        // The element size (4 or 2) is in the header, read after the checksum; every precision's is a multiple of 2.
+        guard payloadLength % 2 == 0 else {
+            throw fail("payload", payloadLengthAt, "payload length \(payloadLength) is odd: not a whole number of float32 or float16 values")
         }
         let checksumAt = payloadAt + Int(payloadLength)
         guard bytes.count - checksumAt >= 4 else {
@@ -225,9 +257,22 @@ public enum OperatorBankFile {
         }
         let base = record.base.measurement
         if let problem = baseProblem(base, slotCount: slots.count) { throw header(problem) }
+        let precision: BankPrecision
+        if let name = record.precision {
+            guard let known = BankPrecision(rawValue: name) else {
+                throw header("unknown precision '\(name)' (known: \(BankPrecision.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            precision = known
+        } else {
+            precision = .float32  // a 1.0 file
+        }
+        let size = precision.elementSize
+        guard payloadLength % UInt64(size) == 0 else {
+            throw fail("payload", payloadLengthAt, "payload length \(payloadLength) is not a whole number of \(precision) values (\(size) bytes each)")
+        }
 
         // Entries: operators, measurements and tensor records (names and shapes before any count is trusted).
-        let payloadElements = Int(payloadLength) / 4
+        let payloadElements = Int(payloadLength) / size
         var ranges: [(offset: Int, count: Int, entry: Int, name: String)] = []
         var seen: [String: Int] = [:]
         var kinds: [OperatorKind] = []
@@ -261,7 +306,7 @@ public enum OperatorBankFile {
                     throw header("\(label): tensor '\(t.name)' has count \(t.count) but its shape \(t.shape) holds \(elements) elements")
                 }
                 guard t.offset >= 0, t.offset <= payloadElements, t.count <= payloadElements - t.offset else {
-                    throw fail("payload", payloadAt, "\(label): tensor '\(t.name)' claims elements \(t.offset) ..< \(t.offset) + \(t.count), outside the payload's \(payloadElements) float32 values")
+                    throw fail("payload", payloadAt, "\(label): tensor '\(t.name)' claims elements \(t.offset) ..< \(t.offset) + \(t.count), outside the payload's \(payloadElements) \(precision) values")
                 }
                 if let layout = t.layout, Tensor.Layout(rawValue: layout) == nil {
                     throw header("\(label): tensor '\(t.name)' has unknown layout '\(layout)' (known: plain, nhwc, nchw)")
@@ -274,15 +319,15 @@ public enum OperatorBankFile {
         var covered = 0
         for r in ranges where r.count > 0 {
             guard r.offset >= covered else {
-                throw fail("payload", payloadAt + 4 * r.offset, "entry \(r.entry): tensor '\(r.name)' at element \(r.offset) overlaps the tensor before it (which ends at element \(covered))")
+                throw fail("payload", payloadAt + size * r.offset, "entry \(r.entry): tensor '\(r.name)' at element \(r.offset) overlaps the tensor before it (which ends at element \(covered))")
             }
             guard r.offset == covered else {
-                throw fail("payload", payloadAt + 4 * covered, "float32 values \(covered) ..< \(r.offset) of the payload belong to no tensor")
+                throw fail("payload", payloadAt + size * covered, "\(precision) values \(covered) ..< \(r.offset) of the payload belong to no tensor")
             }
             covered = r.offset + r.count
         }
         guard covered == payloadElements else {
-            throw fail("payload", payloadAt + 4 * covered, "float32 values \(covered) ..< \(payloadElements) of the payload belong to no tensor")
+            throw fail("payload", payloadAt + size * covered, "\(precision) values \(covered) ..< \(payloadElements) of the payload belong to no tensor")
         }
 
         // Values.
@@ -291,12 +336,17 @@ public enum OperatorBankFile {
         for (i, entry) in record.entries.enumerated() {
             var tensors: [String: Tensor] = [:]
             for t in entry.tensors {
-                let start = payloadAt + 4 * t.offset
+                let start = payloadAt + size * t.offset
                 var scalars = [Float](repeating: 0, count: t.count)
                 for k in 0..<t.count {
-                    let at = start + 4 * k
-                    let bits = UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
-                    let v = Float(bitPattern: bits)
+                    let at = start + size * k
+                    let v: Float
+                    switch precision {
+                    case .float32:
+                        v = Float(bitPattern: UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
+                    case .float16:
+                        v = HalfPrecision.value(fromBits: UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8)
+                    }
                     guard v.isFinite else {
                         throw fail("payload", at, "\(entryLabel(i, slot: entry.slot, kind: entry.kind, beta: entry.beta)): tensor '\(t.name)' holds a non-finite value (\(v)) at element \(k)")
                     }
@@ -309,7 +359,7 @@ public enum OperatorBankFile {
             entries.append(BankEntry(op: op, measurement: entry.measurement.measurement))
         }
         return OperatorBank(baseFingerprint: record.baseFingerprint, imageShape: record.imageShape, slots: slots, base: base,
-                            entries: entries, metadata: record.metadata)
+                            entries: entries, metadata: record.metadata, precision: precision)
     }
 
     // MARK: Checks shared by reading and writing
@@ -378,9 +428,10 @@ public enum OperatorBankFile {
 
     static func measurementProblem(_ m: OperatorMeasurement) -> String? {
         guard m.multiplyAdds >= 0, m.parameters >= 0 else { return "multiply-adds and parameters must be ≥ 0" }
-        guard [m.latencyMs, m.top1, m.distillationError].allSatisfy({ $0?.isFinite ?? true }) else {
+        guard [m.latencyMs, m.top1, m.distillationError, m.outputDivergence].allSatisfy({ $0?.isFinite ?? true }) else {
             return "the measurement must be finite"
         }
+        if let d = m.outputDivergence, d < 0 { return "the output divergence must be ≥ 0" }
         return nil
     }
 

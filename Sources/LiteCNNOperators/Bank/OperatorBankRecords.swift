@@ -2,7 +2,7 @@
 import LiteCNNTensor
 
 /// The header as stored: everything of a bank except the tensor values, which the `tensors` records locate in the
-/// payload (offsets and counts in float32 elements from the payload's start).
+/// payload (offsets and counts in elements of `precision` from the payload's start).
 struct BankHeaderRecord: Codable {
     var baseFingerprint: UInt32
     var imageShape: [Int]
@@ -10,9 +10,12 @@ struct BankHeaderRecord: Codable {
     var base: BaseRecord
     var metadata: [String: String]
     var entries: [EntryRecord]
+    /// `BankPrecision` raw value (`float32`, `float16`); absent in 1.0 files, meaning `float32`. Kept as text so that
+    /// an unknown value is reported by name.
+    var precision: String?
 
     enum CodingKeys: String, CodingKey {
-        case baseFingerprint = "base_fingerprint", imageShape = "image_shape", slots, base, metadata, entries
+        case baseFingerprint = "base_fingerprint", imageShape = "image_shape", slots, base, metadata, entries, precision
     }
 }
 
@@ -91,20 +94,22 @@ struct MeasurementRecord: Codable {
     var latencyMs: Double?
     var top1: Double?
     var distillationError: Double?
+    var outputDivergence: Double?
 
     enum CodingKeys: String, CodingKey {
         case parameters, top1
         case multiplyAdds = "multiply_adds", latencyMs = "latency_ms", distillationError = "distillation_error"
+        case outputDivergence = "output_divergence"
     }
 
     init(_ m: OperatorMeasurement) {
         parameters = m.parameters; multiplyAdds = m.multiplyAdds; latencyMs = m.latencyMs; top1 = m.top1
-        distillationError = m.distillationError
+        distillationError = m.distillationError; outputDivergence = m.outputDivergence
     }
 
     var measurement: OperatorMeasurement {
         OperatorMeasurement(parameters: parameters, multiplyAdds: multiplyAdds, latencyMs: latencyMs, top1: top1,
-                            distillationError: distillationError)
+                            distillationError: distillationError, outputDivergence: outputDivergence)
     }
 }
 
@@ -123,7 +128,8 @@ struct EntryRecord: Codable {
     }
 }
 
-/// Where one tensor's values lie in the payload: `count` float32 elements from element `offset`.
+/// Where one tensor's values lie in the payload: `count` elements (float32 or float16, the header's `precision`)
+/// from element `offset`.
 struct TensorRecord: Codable {
     var name: String
     var shape: [Int]

@@ -124,9 +124,15 @@ public enum OperatorSweep {
 
     /// Median latency (ms) of an engine at batch 1 on an NHWC image of `imageShape` `[C, H, W]`.
     public static func latency(_ engine: InferenceEngine, imageShape: [Int], runs: Int) throws -> Double {
-        let (c, h, w) = (imageShape[0], imageShape[1], imageShape[2])
-        let x = Tensor(shape: [1, h, w, c], scalars: (0..<(h * w * c)).map { Float($0 % 13) / 13 - 0.5 }, layout: .nhwc)
-        for _ in 0..<3 { _ = try engine.runNHWC(x) }
+        try latency(engine, inputShape: [1] + imageShape, runs: runs, warmup: 3)
+    }
+
+    /// Median wall time (ms) of `runs` runs after `warmup` runs, on an input of NCHW shape `inputShape` given NHWC so
+    /// that no layout copy is timed.
+    static func latency(_ engine: InferenceEngine, inputShape: [Int], runs: Int, warmup: Int) throws -> Double {
+        let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+        let x = Tensor(shape: [n, h, w, c], scalars: (0..<(n * h * w * c)).map { Float($0 % 13) / 13 - 0.5 }, layout: .nhwc)
+        for _ in 0..<warmup { _ = try engine.runNHWC(x) }
         var times: [Double] = []
         for _ in 0..<max(1, runs) {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -136,6 +142,7 @@ public enum OperatorSweep {
         times.sort()
         return times[times.count / 2]
     }
+
 
     // MARK: Reports
 
