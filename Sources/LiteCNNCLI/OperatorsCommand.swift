@@ -20,9 +20,9 @@ struct OperatorsCommand: ParsableCommand {
           depthwise    depthwise k×k → pointwise 1×1 to C, BatchNorm (ReLU)      rank-1 slices
         Each is then distilled layer by layer to reproduce its unit on calibration images (the base stays frozen).
 
-        `select` loads base + bank, picks per slot the operator that minimizes the predicted accuracy loss under a \
-        budget (a multiple-choice knapsack over the bank's one-slot measurements), switches to it without \
-        recompiling, and measures it. `sweep` does this for a range of budgets and compares with every operator \
+        `select` loads base + bank, picks per slot the operator that minimizes the predicted damage under a budget \
+        (a multiple-choice knapsack over the output divergences the bank measured one slot at a time), switches to \
+        it without recompiling, and measures it. `sweep` does this for a range of budgets and compares with every operator \
         applied uniformly and with width scaling of the base (docs/OPERATORS.md).
 
         Examples:
@@ -212,10 +212,11 @@ extension OperatorsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Choose the operator of every slot to fit a budget, switch to it, and measure it.",
             discussion: """
-            The choice minimizes the predicted top-1 loss (the sum of the one-slot losses the bank measured) under the \
-            budget, exactly, as a multiple-choice knapsack. The configuration is then measured: latency on this \
-            machine, and top-1 on the test split when data is available (a run directory, or --data). \
-            --budget-mb counts fp32 weights (4 bytes per parameter).
+            The choice minimizes the predicted damage — the sum of the output divergences (KL from the base's class \
+            probabilities) the bank measured one slot at a time — under the budget, exactly, as a multiple-choice \
+            knapsack. The configuration is then measured: latency on this machine, and top-1 on the test split when \
+            data is available (a run directory, or --data). --budget-mb counts fp32 weights (4 bytes per parameter). \
+            The predicted top-1 printed beside the measured one is the base's minus the sum of the one-slot top-1 losses.
             """)
 
         @Argument(help: ArgumentHelp("The base the bank was built for (run directory, .safetensors or .onnx).", valueName: "base"))

@@ -7,6 +7,20 @@ import _TestSupport
 
 /// Tiny bases and banks shared by the bank and selection tests.
 enum BankTestFixtures {
+    /// The `OperatorBankError` parsing `bytes` throws; records a failure when it parses or throws something else.
+    static func parseError(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> OperatorBankError? {
+        do {
+            _ = try OperatorBankFile.parse(bytes, file: "bank.lcb")
+            XCTFail("parsed a bad file", file: file, line: line)
+        } catch let e as OperatorBankError {
+            return e
+        } catch {
+            XCTFail("threw \(type(of: error)), not OperatorBankError: \(error)", file: file, line: line)
+        }
+        return nil
+    }
+
+
     /// SplitMix64: a deterministic generator for fixtures.
     struct Random {
         var state: UInt64
@@ -140,15 +154,7 @@ final class OperatorBankFileTests: XCTestCase {
     }
 
     private func error(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> OperatorBankError? {
-        do {
-            _ = try OperatorBankFile.parse(bytes, file: "bank.lcb")
-            XCTFail("parsed a bad file", file: file, line: line)
-        } catch let e as OperatorBankError {
-            return e
-        } catch {
-            XCTFail("threw \(type(of: error)), not OperatorBankError: \(error)", file: file, line: line)
-        }
-        return nil
+        F.parseError(bytes, file: file, line: line)
     }
 
     private func entry(_ json: [String: Any], _ i: Int) -> [String: Any] { (json["entries"] as! [[String: Any]])[i] }

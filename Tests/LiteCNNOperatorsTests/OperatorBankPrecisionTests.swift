@@ -11,15 +11,7 @@ final class OperatorBankPrecisionTests: XCTestCase {
     typealias H = HalfPrecision
 
     private func error(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> OperatorBankError? {
-        do {
-            _ = try OperatorBankFile.parse(bytes, file: "bank.lcb")
-            XCTFail("parsed a bad file", file: file, line: line)
-        } catch let e as OperatorBankError {
-            return e
-        } catch {
-            XCTFail("threw \(type(of: error)), not OperatorBankError: \(error)", file: file, line: line)
-        }
-        return nil
+        F.parseError(bytes, file: file, line: line)
     }
 
     private func tensors(_ json: [String: Any], entry i: Int) -> [[String: Any]] {

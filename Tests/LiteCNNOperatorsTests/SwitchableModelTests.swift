@@ -141,24 +141,9 @@ final class SwitchableModelTests: XCTestCase {
             return try model.runNHWC(x).scalars
         }
         XCTAssertNotEqual(references[0], references[1])
-        let tally = Tally()
-        let done = DispatchGroup()
-        for _ in 0..<2 {
-            DispatchQueue.global().async(group: done) {
-                for _ in 0..<200 {
-                    guard let y = try? model.runNHWC(x).scalars else { tally.add { $0.failures += 1 }; continue }
-                    let match = references.firstIndex { $0 == y }
-                    tally.add { if let match { $0.seen[match] += 1 } else { $0.torn += 1 } }
-                }
-            }
-        }
-        var switches = 0
-        while done.wait(timeout: .now()) == .timedOut {
-            try model.apply(configurations[switches % 2])
-            switches += 1
-            usleep(100)
-        }
-        let counts = tally.counts
+        let (counts, switches) = try Tally.runWhileSwitching(
+            iterations: 200, references: references, matches: { $0 == $1 }, run: { try model.runNHWC(x).scalars },
+            pause: 100, switchTo: { try model.apply(configurations[$0]) })
         XCTAssertEqual(counts.failures, 0)
         XCTAssertEqual(counts.torn, 0, "a run mixed two configurations")
         XCTAssertEqual(counts.seen.reduce(0, +), 400)

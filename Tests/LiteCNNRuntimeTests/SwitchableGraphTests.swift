@@ -97,24 +97,10 @@ final class SwitchableGraphTests: XCTestCase {
         let selections = [[0, 0], [2, 1]]
         let references = try selections.map { try InferenceEngine(graph: plain(graph, selection: $0)).run(input).scalars }
         XCTAssertNotEqual(references[0], references[1])
-        let tally = Tally()
-        let done = DispatchGroup()
-        for _ in 0..<2 {
-            DispatchQueue.global().async(group: done) {
-                for _ in 0..<300 {
-                    guard let y = try? engine.run(input).scalars else { tally.add { $0.failures += 1 }; continue }
-                    let match = references.firstIndex { ref in zip(ref, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) } }
-                    tally.add { if let match { $0.seen[match] += 1 } else { $0.torn += 1 } }
-                }
-            }
-        }
-        var switches = 0
-        while done.wait(timeout: .now()) == .timedOut {
-            try engine.select(selections[switches % 2])
-            switches += 1
-            usleep(50)
-        }
-        let counts = tally.counts
+        let (counts, switches) = try Tally.runWhileSwitching(
+            iterations: 300, references: references,
+            matches: { ref, y in zip(ref, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) } },
+            run: { try engine.run(input).scalars }, switchTo: { try engine.select(selections[$0]) })
         XCTAssertEqual(counts.failures, 0)
         XCTAssertEqual(counts.torn, 0, "a run mixed two selections")
         XCTAssertEqual(counts.seen.reduce(0, +), 600)
