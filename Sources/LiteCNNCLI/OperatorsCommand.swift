@@ -216,7 +216,9 @@ extension OperatorsCommand {
             probabilities) the bank measured one slot at a time — under the budget, exactly, as a multiple-choice \
             knapsack. The configuration is then measured: latency on this machine, and top-1 on the test split when \
             data is available (a run directory, or --data). --budget-mb counts fp32 weights (4 bytes per parameter). \
-            The predicted top-1 printed beside the measured one is the base's minus the sum of the one-slot top-1 losses.
+            The predicted top-1 printed beside the measured one is the base's minus the sum of the one-slot top-1 losses. \
+            Latencies are measured again on this machine before choosing, in the running network (a per-step profile \
+            of every operator), because a layer timed alone finds its weights in cache.
             """)
 
         @Argument(help: ArgumentHelp("The base the bank was built for (run directory, .safetensors or .onnx).", valueName: "base"))
@@ -266,6 +268,8 @@ extension OperatorsCommand {
             else if let ms = budgetMs { budget = .latencyMs(ms) }
             else { budget = .weightBytes(Int(budgetMB! * 1e6)) }
             let kinds = try parseKinds(operators).map(Set.init)
+            progress.status("timing every operator in the running network")
+            try model.calibrateLatency()
             let chosen: (configuration: OperatorConfiguration, prediction: ConfigurationPrediction, switchSeconds: Double)
             do { chosen = try model.configure(budget: budget, kinds: kinds) } catch { throw CommandError("\(error)") }
             progress.status("timing the configuration")

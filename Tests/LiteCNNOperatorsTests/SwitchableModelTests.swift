@@ -150,6 +150,27 @@ final class SwitchableModelTests: XCTestCase {
         XCTAssertGreaterThan(switches, 5)
     }
 
+    func testLatencyCalibrationTimesEveryOperatorInTheRunningNetwork() throws {
+        let base = tinyBase()
+        let model = try SwitchableModel(base: base, bank: try lowRankBank(base))
+        var stale = model.bank
+        for e in stale.entries.indices { stale.entries[e].measurement.latencyMs = nil }
+        try model.calibrateLatency(runs: 3)
+        let bank = model.bank
+        XCTAssertEqual(bank.entries.count, stale.entries.count)
+        XCTAssertTrue(bank.entries.allSatisfy { ($0.measurement.latencyMs ?? 0) > 0 }, "every operator was timed")
+        XCTAssertTrue(bank.base.slotLatencyMs!.allSatisfy { $0 > 0 })
+        XCTAssertGreaterThan(bank.base.latencyMs!, bank.base.slotLatencyMs!.reduce(0, +), "the units are part of the network")
+        XCTAssertEqual(model.engine.selection, [0, 0, 0], "calibration leaves the selection as it was")
+        // A latency budget between the cheapest and the base configuration is now predicted with these figures.
+        let cheapest = OperatorSelection.predict(OperatorConfiguration(choices: (0..<3).map { s in
+            bank.entries.indices.filter { bank.entries[$0].op.slot.index == s }.min { bank.entries[$0].measurement.latencyMs! < bank.entries[$1].measurement.latencyMs! } }),
+            bank: bank).latencyMs!
+        let budget = (cheapest + bank.base.latencyMs!) / 2
+        let chosen = try model.configure(budget: .latencyMs(budget))
+        XCTAssertLessThanOrEqual(chosen.prediction.latencyMs!, budget)
+    }
+
     func testABankForAnotherBaseIsRefused() throws {
         let bank = try lowRankBank(tinyBase())
         XCTAssertThrowsError(try SwitchableModel(base: tinyBase(seed: 4), bank: bank)) { error in
