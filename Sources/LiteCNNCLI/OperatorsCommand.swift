@@ -116,7 +116,6 @@ func parseKinds(_ text: String?) throws -> [OperatorKind]? {
     }
 }
 
-func operatorLabel(_ op: PluggableOperator) -> String { op.kind.usesBeta ? "\(op.kind) β=\(op.beta)" : "\(op.kind)" }
 
 extension OperatorsCommand {
     struct Build: ParsableCommand {
@@ -418,7 +417,7 @@ struct BankSummary: Encodable {
         var lines = ["slot  node                                operator          params      MACs   ms (unit)        top-1  rel. error  KL"]
         for r in entries {
             let name = r.node.count > 34 ? "…" + r.node.suffix(33) : r.node
-            let op = r.op == "bottleneck" || r.op == "lowrank" || r.op == "fire" ? "\(r.op) β=\(r.beta)" : r.op
+            let op = OperatorKind(rawValue: r.op)?.label(beta: r.beta) ?? r.op
             lines.append(String(format: "%4d  %-34@  %-16@ %7d %9d  %@ (%@)  %@  %@  %@", r.slot, name as NSString, op as NSString,
                                 r.params, r.macs, opt(r.latencyMs, "%.3f") as NSString, opt(r.unitLatencyMs, "%.3f") as NSString,
                                 opt(r.top1, "%6.2f%%") as NSString, opt(r.distillationError, "%.4f") as NSString,
@@ -478,7 +477,7 @@ struct SelectionSummary: Encodable {
         top1Predicted = prediction.top1
         self.top1Measured = top1Measured
         operators = bank.slots.map { s in
-            Choice(slot: s.index, node: s.name, op: configuration.choices[s.index].map { operatorLabel(bank.entries[$0].op) } ?? "base")
+            Choice(slot: s.index, node: s.name, op: configuration.choices[s.index].map { bank.entries[$0].op.label } ?? "base")
         }
     }
 

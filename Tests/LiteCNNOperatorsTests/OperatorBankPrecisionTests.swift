@@ -1,4 +1,4 @@
-// Float16 operator banks (.lcb 1.1): the hand-written binary16 conversion on known values, on all 65 536 bit patterns
+// Float16 operator banks (.lcb 1.1): the binary16 conversion on known values, on all 65 536 bit patterns
 // and at every rounding boundary (against Swift's Float16 where it exists); bit-exact round trips of rounded banks at
 // half the payload; 1.0 files still read; float16 files fuzzed; unrounded or out-of-range banks refused.
 import Foundation

@@ -86,16 +86,17 @@ public final class BankBuilder {
         var entries: [BankEntry] = []
         let work = slots.flatMap { slot in options.settings.filter { $0.kind.isApplicable(to: slot) }.map { (slot, $0) } }
         for (done, (slot, setting)) in work.enumerated() {
-            onStatus?("slot \(slot.index + 1)/\(slots.count) \(slot.name): \(setting.kind) β=\(setting.beta)")
+            onStatus?("slot \(slot.index + 1)/\(slots.count) \(slot.name): \(setting.kind.label(beta: setting.beta))")
             onProgress?(done, work.count)
             let (weight, bias, bn) = try unitTensors(slot)
             var op = try PluggableOperator.initialized(kind: setting.kind, beta: setting.beta, slot: slot, weight: weight,
                                                        bias: bias, batchNorm: bn, seed: options.seed &+ UInt64(entries.count))
             let pairs = captured[slot.index]
-            var error = try distill(&op, train: Array(pairs.dropLast(held)), heldOut: Array(pairs.suffix(held)))
+            let train = Array(pairs.dropLast(held)), heldOut = Array(pairs.suffix(held))
+            var error = try distill(&op, train: train, measureOn: heldOut.isEmpty ? train : heldOut)
             if options.precision == .float16 {
                 for (name, t) in op.tensors { op.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars.map(HalfPrecision.rounded), layout: t.layout) }
-                error = try relativeError(op, on: Array(pairs.suffix(held)).isEmpty ? pairs : Array(pairs.suffix(held)))
+                error = try relativeError(op, on: heldOut.isEmpty ? train : heldOut)
             }
             let latency = try Self.latency(of: op.standaloneGraph(), inputShape: [1, slot.inputChannels] + slot.inputSize,
                                            runs: options.latencyRuns)
@@ -131,7 +132,7 @@ public final class BankBuilder {
         let images = evaluation.reduce(0) { $0 + $1.labels.count }
         onStatus?("measuring the base on \(images) images")
         let model = try SwitchableModel(base: base, bank: bank)
-        let reference = try Self.evaluate(model, on: evaluation)
+        let reference = try Self.evaluate({ try model.runNHWC($0) }, on: evaluation)
         bank.base.top1 = reference.top1
         bank.base.top5 = reference.top5
         for e in bank.entries.indices {
@@ -140,7 +141,7 @@ public final class BankBuilder {
             var configuration = OperatorConfiguration.base(slotCount: bank.slots.count)
             configuration.choices[bank.entries[e].op.slot.index] = e
             try model.apply(configuration)
-            let swapped = try Self.evaluate(model, on: evaluation, reference: reference.probabilities)
+            let swapped = try Self.evaluate({ try model.runNHWC($0) }, on: evaluation, reference: reference.probabilities)
             bank.entries[e].measurement.top1 = swapped.top1
             bank.entries[e].measurement.outputDivergence = swapped.divergence
         }
@@ -149,28 +150,27 @@ public final class BankBuilder {
 
     /// Top-1 and top-5 (%) of the model's current configuration.
     public static func accuracy(_ model: SwitchableModel, on batches: [LabeledBatch]) throws -> (top1: Double, top5: Double) {
-        let r = try evaluate(model, on: batches)
+        let r = try evaluate({ try model.runNHWC($0) }, on: batches)
         return (r.top1, r.top5)
     }
 
-    /// Top-1 and top-5 (%), the class probabilities (softmax, one array per batch) and, given the probabilities `p` of
-    /// a reference on the same batches, the mean `KL(p ‖ q) = Σ_c p_c·(ln p_c − ln q_c)` per image.
-    static func evaluate(_ model: SwitchableModel, on batches: [LabeledBatch], reference: [[Double]]? = nil) throws
+    /// Top-1 and top-5 (%) of `run` (NHWC images → `[N, classes]` logits, ranked as `ClassificationMetrics` ranks
+    /// them), the class probabilities (softmax, one array per batch) and, given the probabilities `p` of a reference on
+    /// the same batches, the mean `KL(p ‖ q) = Σ_c p_c·(ln p_c − ln q_c)` per image.
+    static func evaluate(_ run: (Tensor) throws -> Tensor, on batches: [LabeledBatch], reference: [[Double]]? = nil) throws
         -> (top1: Double, top5: Double, divergence: Double?, probabilities: [[Double]]) {
-        var correct1 = 0, correct5 = 0, total = 0, divergence = 0.0
+        var metrics: ClassificationMetrics?
+        var divergence = 0.0
         var probabilities: [[Double]] = []
         for (b, batch) in batches.enumerated() {
-            let logits = try model.runNHWC(batch.images)
+            let logits = try run(batch.images)
             let classes = logits.count / max(1, batch.labels.count)
+            if metrics == nil { metrics = ClassificationMetrics(classCount: classes) }
+            metrics!.add(logits: logits, labels: batch.labels, meanLoss: 0)
             var q = [Double](repeating: 0, count: logits.count)
             logits.scalars.withUnsafeBufferPointer { p in
-                for (i, label) in batch.labels.enumerated() {
+                for i in batch.labels.indices {
                     let row = p.baseAddress! + i * classes
-                    let target = row[label]
-                    var above = 0
-                    for c in 0..<classes where row[c] > target || (row[c] == target && c < label) { above += 1 }
-                    if above == 0 { correct1 += 1 }
-                    if above < 5 { correct5 += 1 }
                     var top = -Double.infinity
                     for c in 0..<classes { top = max(top, Double(row[c])) }
                     var sum = 0.0
@@ -185,10 +185,9 @@ public final class BankBuilder {
                 }
             }
             probabilities.append(q)
-            total += batch.labels.count
         }
-        let n = Double(max(1, total))
-        return (100 * Double(correct1) / n, 100 * Double(correct5) / n, reference == nil ? nil : max(0, divergence / n), probabilities)
+        let n = Double(max(1, metrics?.count ?? 0))
+        return (metrics?.top1 ?? 0, metrics?.top5 ?? 0, reference == nil ? nil : max(0, divergence / n), probabilities)
     }
 
     // MARK: Layer-wise distillation
@@ -216,11 +215,10 @@ public final class BankBuilder {
         return result
     }
 
-    /// Trains `op` to reproduce its unit; returns the relative error on `heldOut` (on `train` without held-out data).
-    func distill(_ op: inout PluggableOperator, train: [(x: Tensor, y: Tensor)], heldOut: [(x: Tensor, y: Tensor)]) throws -> Double {
+    /// Trains `op` on `train` to reproduce its unit; returns the relative error on `measureOn`.
+    func distill(_ op: inout PluggableOperator, train: [(x: Tensor, y: Tensor)], measureOn: [(x: Tensor, y: Tensor)]) throws -> Double {
         let slot = op.slot
         let network = try GraphNetwork(graph: op.standaloneGraph(), imageShape: [slot.inputChannels] + slot.inputSize)
-        let measureOn = heldOut.isEmpty ? train : heldOut
         func relativeError() -> Double {
             network.eval()
             return Self.relativeError(network, on: measureOn)

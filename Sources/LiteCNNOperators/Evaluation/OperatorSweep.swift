@@ -55,7 +55,7 @@ public enum OperatorSweep {
         let saved = model.configuration
         defer { _ = try? model.apply(saved) }
         func describe(_ c: OperatorConfiguration) -> [String] {
-            c.choices.map { $0.map { e in let op = bank.entries[e].op; return op.kind.usesBeta ? "\(op.kind) β=\(op.beta)" : "\(op.kind)" } ?? "base" }
+            c.choices.map { $0.map { bank.entries[$0].op.label } ?? "base" }
         }
         func measure(_ c: OperatorConfiguration, method: String, label: String, fraction: Double?) throws -> SweepPoint {
             try model.apply(c)
@@ -74,7 +74,7 @@ public enum OperatorSweep {
             settings.append((e.op.kind, e.op.beta))
         }
         for (kind, beta) in settings {
-            let label = kind.usesBeta ? "\(kind) β=\(beta)" : "\(kind)"
+            let label = kind.label(beta: beta)
             status?("uniform \(label)")
             uniform.append(try measure(OperatorSelection.uniform(bank: bank, kind: kind, beta: beta), method: "uniform",
                                        label: label, fraction: nil))
@@ -109,17 +109,7 @@ public enum OperatorSweep {
 
     /// Top-1 (%) of a plain engine.
     static func accuracy(_ engine: InferenceEngine, on batches: [LabeledBatch]) throws -> Double {
-        var correct = 0, total = 0
-        for b in batches {
-            let logits = try engine.runNHWC(b.images)
-            let classes = logits.count / max(1, b.labels.count)
-            for (i, label) in b.labels.enumerated() {
-                let row = logits.scalars[(i * classes)..<((i + 1) * classes)]
-                if row.indices.max(by: { row[$0] < row[$1] }) == i * classes + label { correct += 1 }
-            }
-            total += b.labels.count
-        }
-        return 100 * Double(correct) / Double(max(1, total))
+        try BankBuilder.evaluate({ try engine.runNHWC($0) }, on: batches).top1
     }
 
     /// Median latency (ms) of an engine at batch 1 on an NHWC image of `imageShape` `[C, H, W]`.

@@ -30,6 +30,9 @@ public enum OperatorKind: String, Sendable, Codable, CaseIterable, CustomStringC
         }
     }
 
+    /// How reports name the operator with inner width `beta`: `lowrank β=0.5`, or just `depthwise` for the kinds without β.
+    public func label(beta: Double) -> String { usesBeta ? "\(rawValue) β=\(beta)" : rawValue }
+
     /// β when the user gives none: 0.5 for bottleneck and low rank, 0.25 for Fire (0.125 gives SqueezeNet's C/8
     /// squeeze), 1 (unused) for multi-branch and depthwise.
     public var defaultBeta: Double {

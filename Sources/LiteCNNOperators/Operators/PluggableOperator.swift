@@ -108,6 +108,8 @@ public struct PluggableOperator: Sendable, Equatable {
     public var parameterCount: Int { Self.parameterCount(kind: kind, beta: beta, slot: slot) }
     /// `innerChannels(kind:beta:slot:)` of this operator.
     public var innerChannels: Int { Self.innerChannels(kind: kind, beta: beta, slot: slot) }
+    /// `lowrank β=0.5`, `depthwise`: the kind and, where it has one, β (`OperatorKind.label`).
+    public var label: String { kind.label(beta: beta) }
     /// `tensorShapes(kind:beta:slot:)` of this operator.
     public var tensorShapes: [String: [Int]] { Self.tensorShapes(kind: kind, beta: beta, slot: slot) }
 }

@@ -94,9 +94,9 @@ public final class SwitchableModel: @unchecked Sendable {
         defer { try? engine.select(saved) }
         let input = Tensor(shape: [1] + bank.imageShape, scalars: (0..<bank.imageShape.reduce(1, *)).map { Float($0 % 13) / 13 - 0.5 },
                            layout: .nchw)
-        var owner: [String: (group: Int, entry: Int?)] = [:]
+        var unitGroup: [String: Int] = [:]
         for (g, group) in groups.enumerated() {
-            for name in bank.slots[group.slot].nodes { owner[name] = (g, nil) }
+            for name in bank.slots[group.slot].nodes { unitGroup[name] = g }
         }
         func entryOf(_ node: String) -> Int? {
             guard node.hasPrefix("bank/"), let slash = node.dropFirst(5).firstIndex(of: "/") else { return nil }
@@ -111,7 +111,7 @@ public final class SwitchableModel: @unchecked Sendable {
             if a == 0 { bank.base.latencyMs = steps.reduce(0) { $0 + $1.milliseconds } }
             var perGroup = [Double](repeating: 0, count: groups.count), perEntry: [Int: Double] = [:]
             for step in steps {
-                if a == 0, let o = owner[step.node] { perGroup[o.group] += step.milliseconds }
+                if a == 0, let g = unitGroup[step.node] { perGroup[g] += step.milliseconds }
                 if let e = entryOf(step.node), timed.contains(e) { perEntry[e, default: 0] += step.milliseconds }
             }
             if a == 0 { for (g, group) in groups.enumerated() { slotLatency[group.slot] = perGroup[g] } }
