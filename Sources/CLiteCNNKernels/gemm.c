@@ -276,6 +276,107 @@ static void kernel_avx512_6x16(int64_t kc, const float *pa, const float *pb, flo
 }
 #endif
 
+#if LCNN_X86
+// MARK: - Direct (unpacked A) AVX2 path
+
+/// One 6 × 16 tile of C = act(A·B + bias + residual) with A read in place (row stride `lda`) over the whole depth
+/// `k`: B is the packed operand (`lcnn_pack_b` layout: per KC block `pc`, panel `q` at `pb + pc·stride + q·kc·16`),
+/// so the accumulators stay in registers across KC blocks and C is written once. Rows past `mr` read the last valid
+/// row and are not stored; columns past `nr` hit the zero padding of the panel and are masked at the store.
+LCNN_TARGET_AVX2
+static void direct_avx2_6x16(int64_t k, const float *a, int64_t lda, int64_t mr, const float *pb, int64_t stride,
+                             int64_t panel, float *c, int64_t ldc, int64_t nr, const float *bias,
+                             const float *residual, int64_t ldr, int act) {
+    const float *a0 = a, *a1 = mr > 1 ? a0 + lda : a0, *a2 = mr > 2 ? a1 + lda : a1, *a3 = mr > 3 ? a2 + lda : a2,
+                *a4 = mr > 4 ? a3 + lda : a3, *a5 = mr > 5 ? a4 + lda : a4;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t pc = 0; pc < k; pc += KC) {
+        int64_t kc = k - pc < KC ? k - pc : KC;
+        const float *bp = pb + pc * stride + panel * kc * PW;
+        for (int64_t p = pc; p < pc + kc; p++, bp += PW) {
+            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), x;
+            x = _mm256_broadcast_ss(a0 + p); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+            x = _mm256_broadcast_ss(a1 + p); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+            x = _mm256_broadcast_ss(a2 + p); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+            x = _mm256_broadcast_ss(a3 + p); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+            x = _mm256_broadcast_ss(a4 + p); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+            x = _mm256_broadcast_ss(a5 + p); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        }
+    }
+    if (bias) {
+        __m256 v0, v1;
+        if (nr >= 16) {
+            v0 = _mm256_loadu_ps(bias); v1 = _mm256_loadu_ps(bias + 8);
+        } else {
+            v0 = _mm256_maskload_ps(bias, lcnn_avx2_lane_mask(nr));
+            v1 = nr > 8 ? _mm256_maskload_ps(bias + 8, lcnn_avx2_lane_mask(nr - 8)) : _mm256_setzero_ps();
+        }
+        c00 = _mm256_add_ps(c00, v0); c01 = _mm256_add_ps(c01, v1); c10 = _mm256_add_ps(c10, v0);
+        c11 = _mm256_add_ps(c11, v1); c20 = _mm256_add_ps(c20, v0); c21 = _mm256_add_ps(c21, v1);
+        c30 = _mm256_add_ps(c30, v0); c31 = _mm256_add_ps(c31, v1); c40 = _mm256_add_ps(c40, v0);
+        c41 = _mm256_add_ps(c41, v1); c50 = _mm256_add_ps(c50, v0); c51 = _mm256_add_ps(c51, v1);
+    }
+    if (nr >= 16 && !residual && act == LCNN_ACT_RELU) {
+        // The common case (full tile, ReLU) without per-row branches.
+        const __m256 z = _mm256_setzero_ps();
+        float *r = c;
+        switch (mr) {
+        default: _mm256_storeu_ps(c + 5 * ldc, _mm256_max_ps(c50, z)); _mm256_storeu_ps(c + 5 * ldc + 8, _mm256_max_ps(c51, z)); // fallthrough
+        case 5: _mm256_storeu_ps(c + 4 * ldc, _mm256_max_ps(c40, z)); _mm256_storeu_ps(c + 4 * ldc + 8, _mm256_max_ps(c41, z)); // fallthrough
+        case 4: _mm256_storeu_ps(c + 3 * ldc, _mm256_max_ps(c30, z)); _mm256_storeu_ps(c + 3 * ldc + 8, _mm256_max_ps(c31, z)); // fallthrough
+        case 3: _mm256_storeu_ps(c + 2 * ldc, _mm256_max_ps(c20, z)); _mm256_storeu_ps(c + 2 * ldc + 8, _mm256_max_ps(c21, z)); // fallthrough
+        case 2: _mm256_storeu_ps(c + 1 * ldc, _mm256_max_ps(c10, z)); _mm256_storeu_ps(c + 1 * ldc + 8, _mm256_max_ps(c11, z)); // fallthrough
+        case 1: _mm256_storeu_ps(r, _mm256_max_ps(c00, z)); _mm256_storeu_ps(r + 8, _mm256_max_ps(c01, z));
+        }
+        return;
+    }
+    const __m256i m0 = lcnn_avx2_lane_mask(nr < 8 ? nr : 8), m1 = lcnn_avx2_lane_mask(nr > 8 ? (nr < 16 ? nr - 8 : 8) : 0);
+    const int full = nr >= 16;
+#define LCNN_DIRECT_ROW(i, v0, v1)                                                                               \
+    if (mr > i) {                                                                                                \
+        float *cp = c + i * ldc;                                                                                 \
+        __m256 u0 = v0, u1 = v1;                                                                                 \
+        if (residual) {                                                                                          \
+            const float *rp = residual + i * ldr;                                                                \
+            u0 = _mm256_add_ps(u0, full ? _mm256_loadu_ps(rp) : _mm256_maskload_ps(rp, m0));                     \
+            u1 = _mm256_add_ps(u1, full ? _mm256_loadu_ps(rp + 8) : _mm256_maskload_ps(rp + 8, m1));             \
+        }                                                                                                        \
+        u0 = lcnn_avx2_activate(u0, act);                                                                        \
+        u1 = lcnn_avx2_activate(u1, act);                                                                        \
+        if (full) { _mm256_storeu_ps(cp, u0); _mm256_storeu_ps(cp + 8, u1); }                                    \
+        else { _mm256_maskstore_ps(cp, m0, u0); _mm256_maskstore_ps(cp + 8, m1, u1); }                           \
+    }
+    LCNN_DIRECT_ROW(0, c00, c01)
+    LCNN_DIRECT_ROW(1, c10, c11)
+    LCNN_DIRECT_ROW(2, c20, c21)
+    LCNN_DIRECT_ROW(3, c30, c31)
+    LCNN_DIRECT_ROW(4, c40, c41)
+    LCNN_DIRECT_ROW(5, c50, c51)
+#undef LCNN_DIRECT_ROW
+}
+
+/// C = act(A·B + bias + residual) for a packed B column slice, A unpacked: column blocks sized so that their
+/// packed panels (k × 16 each) stay in L2, then 6-row tiles of A (in L1 across the block's panels).
+static void gemm_direct_avx2(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packedB,
+                             int64_t stride, int64_t panel0, float *c, int64_t ldc, const float *bias,
+                             const float *residual, int64_t ldr, int act) {
+    int64_t blockPanels = (96 * 1024 / 4) / (k * PW);
+    if (blockPanels < 1) blockPanels = 1;
+    for (int64_t jb = 0; jb < n; jb += blockPanels * PW) {
+        int64_t je = jb + blockPanels * PW < n ? jb + blockPanels * PW : n;
+        for (int64_t i = 0; i < m; i += MR) {
+            int64_t mr = m - i < MR ? m - i : MR;
+            for (int64_t j = jb; j < je; j += PW) {
+                int64_t nr = je - j < PW ? je - j : PW;
+                direct_avx2_6x16(k, a + i * lda, lda, mr, packedB, stride, panel0 + j / PW, c + i * ldc + j, ldc, nr,
+                                 bias ? bias + j : NULL, residual ? residual + i * ldr + j : NULL, ldr, act);
+            }
+        }
+    }
+}
+#endif
+
 // MARK: - Macro-kernel
 
 /// Multiplies a packed A block (mc × kc) by a packed B block (kc × nc) into C.
@@ -347,6 +448,12 @@ void lcnn_gemm_core_sub(int transA, int64_t m, int64_t n, int64_t k, float alpha
         return;
     }
     int level = lcnn_isa_level();
+#if LCNN_X86
+    if (level == 1 && packedB && !transA && alpha == 1 && beta == 0) {
+        gemm_direct_avx2(m, n, k, a, lda, packedB, packedStride, panelOffset, c, ldc, bias, residual, ldr, act);
+        return;
+    }
+#endif
     int64_t mcMax = m < MC ? round_up(m, MR) : MC;
     float *bufA = lcnn_scratch(LCNN_SCRATCH_A, mcMax * (k < KC ? k : KC));
     int64_t ncStep = packedB ? n : NC;

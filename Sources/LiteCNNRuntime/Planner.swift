@@ -53,6 +53,9 @@ final class Plan: @unchecked Sendable {
     var input: Activation!
     var outputs: [PlanValue] = []
     var peakActivationBytes = 0
+    /// Whether every step treats the images of the batch independently (no operator reduces, concatenates, reshapes
+    /// or transposes across axis 0), so that sub-batches can run as separate plans on separate threads.
+    var batchSplittable = false
 
     deinit {
         arena?.deallocate()
@@ -209,11 +212,15 @@ final class PlanBuilder {
         slots[inputAct.slot].def = -1
         values[graph.inputName] = .activation(inputAct)
         plan.input = inputAct
+        let batch = inputShape.first ?? 0
+        var perImage = inputShape.count >= 1 && batch >= 2
         for cn in graph.nodes {
             node = cn.node
             branch = alternativeTag(cn.node)
             try planNode(cn)
+            if perImage && !treatsImagesIndependently(cn.node, batch: batch) { perImage = false }
         }
+        plan.batchSplittable = perImage
         node = nil
         branch = nil
         for name in graph.outputNames {
@@ -233,6 +240,71 @@ final class PlanBuilder {
         WorkerPool.shared.parallelFor(jobs.count) { jobs[$0]() }
         allocate()
         return plan
+    }
+
+    /// Whether `node`, just planned, keeps the images of a batch of `batch` apart: every activation it reads or writes
+    /// has `batch` as its first dimension, and it neither reduces, concatenates, slices, gathers nor transposes
+    /// axis 0, nor multiplies two activations together. Nodes folded to constants always qualify. Conservative: an
+    /// operator not listed here counts as mixing.
+    private func treatsImagesIndependently(_ node: Node, batch: Int) -> Bool {
+        var activationInputs: [Int] = []
+        for (i, name) in node.inputs.enumerated() where !name.isEmpty {
+            switch values[name] {
+            case let .activation(a)?:
+                guard a.shape.first == batch else { return false }
+                activationInputs.append(i)
+            case let .shuffle(a, _, _)?:
+                guard a.shape.first == batch else { return false }
+                activationInputs.append(i)
+            default: break
+            }
+        }
+        for name in node.outputs where !name.isEmpty {
+            switch values[name] {
+            case let .activation(a)?: if a.shape.first != batch { return false }
+            case let .shuffle(a, _, _)?: if a.shape.first != batch { return false }
+            default: break
+            }
+        }
+        if activationInputs.isEmpty { return true }
+        // Shape arithmetic folds to constants of this plan's own batch; Select passes one input on unchanged.
+        if node.opType == "Shape" || node.opType == "Size" || node.domain == alternativesDomain { return true }
+        let rank: Int = {
+            switch values[node.inputs[activationInputs[0]]] {
+            case let .activation(a)?: return a.shape.count
+            case .shuffle?: return 4
+            default: return 0
+            }
+        }()
+        func touchesAxisZero(_ axes: [Int]?) -> Bool {
+            guard let axes else { return true }
+            return axes.contains { $0 == 0 || $0 == -rank }
+        }
+        switch node.opType {
+        case "Conv", "BatchNormalization", "Relu", "Sigmoid", "HardSwish", "HardSigmoid", "Clip", "Identity", "Dropout",
+             "Cast", "Add", "Sub", "Mul", "Div", "Pad", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MaxPool",
+             "AveragePool", "GlobalAveragePool":
+            // Elementwise ops read two activations only when both start with the batch (checked above).
+            return true
+        case "Concat", "Split", "Softmax", "Gather":
+            let defaultAxis = node.opType == "Softmax" ? (opset >= 13 ? -1 : 1) : 0
+            return !touchesAxisZero([node.int("axis") ?? defaultAxis])
+        case "Slice":
+            let axes = node.inputs.count > 3 && !node.inputs[3].isEmpty ? constant(node.inputs[3])?.ints : Array(0..<rank)
+            return !touchesAxisZero(axes)
+        case "ReduceMean":
+            var axes = node.ints("axes")
+            if axes == nil, node.inputs.count > 1, !node.inputs[1].isEmpty { axes = constant(node.inputs[1])?.ints }
+            return !touchesAxisZero(axes)
+        case "Transpose":
+            return (node.ints("perm")?.first ?? rank - 1) == 0
+        case "Gemm":
+            return (node.int("transA") ?? 0) == 0 && activationInputs == [0]
+        case "MatMul":
+            return activationInputs == [0]
+        default:
+            return false
+        }
     }
 
     /// Offsets by liveness: best-fit reuse of freed ranges, growing the arena only when nothing fits.
