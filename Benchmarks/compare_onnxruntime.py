@@ -89,6 +89,13 @@ def ms(v):
     return "—" if v is None else f"{v:.2f}"
 
 
+def median_run(runs):
+    """The run whose median latency is the median of the rounds' (the lower middle one for an even count)."""
+    if not runs:
+        return None
+    return sorted(runs, key=lambda r: r["median_ms"])[(len(runs) - 1) // 2]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
@@ -102,6 +109,9 @@ def main():
     ap.add_argument("--litecnn", help="path of the litecnn executable (default: .build/release/litecnn)")
     ap.add_argument("--json", default="benchmark-results.json", help="where to write the results as JSON")
     ap.add_argument("--timeout", type=int, default=900, help="seconds allowed for one measurement")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each case this many times, alternating ORT and LiteCNN, and report the median of "
+                         "each side's medians (a shared or noisy machine drifts between the two processes)")
     args = ap.parse_args()
 
     litecnn = find_litecnn(args.litecnn)
@@ -125,7 +135,8 @@ def main():
     print(f"# LiteCNN vs ONNX Runtime — {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {cpu_model()}, "
           f"{os.cpu_count()} logical CPUs")
     print(f"# command: {' '.join(shlex.quote(a) for a in sys.argv)}")
-    print(f"# ONNX files: {onnx_dir}; warm-up {args.warmup}, {args.runs} timed runs, median latency of one batch")
+    print(f"# ONNX files: {onnx_dir}; warm-up {args.warmup}, {args.runs} timed runs, median latency of one batch"
+          + (f"; median of {args.rounds} alternating rounds" if args.rounds > 1 else ""))
     print()
     print("| model | threads | batch | ORT ms | LiteCNN ms | ORT/LiteCNN | ORT peak RSS MB | LiteCNN peak RSS MB "
           "| LiteCNN first inference ms |")
@@ -138,13 +149,19 @@ def main():
             continue
         for t in args.threads:
             for b in args.batch:
-                ort, ort_err = (None, "onnxruntime missing")
-                if have_ort:
-                    ort, ort_err = run_json([sys.executable, "-c", ORT_CHILD, path, str(t), str(b), str(args.warmup),
-                                             str(args.runs)], args.timeout)
-                lite, lite_err = run_json([litecnn, "bench", path, "--threads", str(t), "--batch", str(b),
-                                           "--runs", str(args.runs), "--warmup", str(args.warmup), "--json"],
-                                          args.timeout)
+                ort_runs, lite_runs, ort_err, lite_err = [], [], "onnxruntime missing", None
+                for _ in range(max(1, args.rounds)):
+                    if have_ort:
+                        ort, ort_err = run_json([sys.executable, "-c", ORT_CHILD, path, str(t), str(b),
+                                                 str(args.warmup), str(args.runs)], args.timeout)
+                        if ort:
+                            ort_runs.append(ort)
+                    lite, lite_err = run_json([litecnn, "bench", path, "--threads", str(t), "--batch", str(b),
+                                               "--runs", str(args.runs), "--warmup", str(args.warmup), "--json"],
+                                              args.timeout)
+                    if lite:
+                        lite_runs.append(lite)
+                ort, lite = median_run(ort_runs), median_run(lite_runs)
                 for who, err in (("ORT", ort_err if not ort else None), ("LiteCNN", lite_err if not lite else None)):
                     if err and not (who == "ORT" and not have_ort):
                         notes.append(f"{m} threads {t} batch {b}: {who}: {err}")
@@ -157,7 +174,10 @@ def main():
                        "litecnn_first_inference_ms": lite and lite["first_inference_ms"],
                        "ort_first_inference_ms": ort and ort["first_inference_ms"],
                        "litecnn_p90_ms": lite and lite["p90_ms"],
-                       "litecnn_peak_activation_bytes": lite and lite["peak_activation_bytes"]}
+                       "litecnn_peak_activation_bytes": lite and lite["peak_activation_bytes"],
+                       "litecnn_batch_splitting": lite and lite.get("batch_splitting"),
+                       "ort_round_medians_ms": [r["median_ms"] for r in ort_runs],
+                       "litecnn_round_medians_ms": [r["median_ms"] for r in lite_runs]}
                 results.append(row)
                 print(f"| {m} | {t} | {b} | {ms(row['ort_ms'])} | {ms(row['litecnn_ms'])} | "
                       f"{'—' if ratio is None else f'{ratio:.2f}'} | {mb(row['ort_peak_rss_bytes'])} | "
@@ -167,7 +187,7 @@ def main():
         for n in notes:
             print(f"- note: {n}")
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
-            "command": sys.argv, "onnx_dir": onnx_dir, "runs": args.runs, "warmup": args.warmup,
+            "command": sys.argv, "onnx_dir": onnx_dir, "runs": args.runs, "warmup": args.warmup, "rounds": args.rounds,
             "litecnn": litecnn, "notes": notes}
     tmp = args.json + ".tmp"
     with open(tmp, "w") as f:

@@ -67,6 +67,12 @@ void lcnn_conv2d_forward_tile(const lcnn_conv_geom *g, const float *input, const
 void lcnn_conv2d_forward_tile_residual(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
                                        int64_t groupStride, const float *bias, const float *residual, int act,
                                        float *output, int64_t pix0, int64_t npix) {
+    lcnn_conv2d_forward_tile_ld(g, input, packedWeight, groupStride, bias, residual, act, output, g->oc, pix0, npix);
+}
+
+void lcnn_conv2d_forward_tile_ld(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                                 int64_t groupStride, const float *bias, const float *residual, int act,
+                                 float *output, int64_t ldo, int64_t pix0, int64_t npix) {
     const int64_t icg = g->ic / g->groups, ocg = g->oc / g->groups, K = g->kh * g->kw * icg;
     const int pointwise = is_pointwise(g);
     float *cols = pointwise ? NULL : lcnn_scratch(LCNN_SCRATCH_COLS, npix * K);
@@ -82,9 +88,18 @@ void lcnn_conv2d_forward_tile_residual(const lcnn_conv_geom *g, const float *inp
             lda = K;
         }
         lcnn_gemm_core_ex(0, npix, ocg, K, 1, a, lda, 0, NULL, 0, packedWeight + grp * groupStride, 0,
-                          output + pix0 * g->oc + grp * ocg, g->oc, bias ? bias + grp * ocg : NULL,
+                          output + pix0 * ldo + grp * ocg, ldo, bias ? bias + grp * ocg : NULL,
                           residual ? residual + pix0 * g->oc + grp * ocg : NULL, g->oc, act);
     }
+}
+
+void lcnn_conv2d_forward_pointwise_cols(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                                        const float *bias, const float *residual, int act, float *output,
+                                        int64_t ldo, int64_t pix0, int64_t npix, int64_t col0, int64_t ncols) {
+    if (npix <= 0 || ncols <= 0) return;
+    lcnn_gemm_core_sub(0, npix, ncols, g->ic, 1, input + pix0 * g->ic, g->ic, 0, NULL, 0, packedWeight,
+                       (g->oc + 15) / 16 * 16, col0 / 16, 0, output + pix0 * ldo + col0, ldo,
+                       bias ? bias + col0 : NULL, residual ? residual + pix0 * g->oc + col0 : NULL, g->oc, act);
 }
 
 void lcnn_conv2d_backward_input_tile(const lcnn_conv_geom *g, const float *gradOutput, const float *packedWeight,

@@ -87,3 +87,89 @@ void lcnn_scale_channels(const float *x, const float *scale, float *out, int64_t
 #endif
     for (int64_t p = 0; p < positions; p++) scale_scalar(x + p * channels, scale, out + p * channels, 0, channels);
 }
+
+// MARK: Channel gather (NHWC)
+
+/// How a gather map is copied: a few contiguous runs, the interleave of two runs, or any map.
+enum { GATHER_RUNS = 0, GATHER_ZIP = 1, GATHER_ANY = 2, GATHER_MAX_RUNS = 64 };
+
+/// Splits `map` into contiguous runs (`start[r]` = first k, `length[r]`) when there are at most `GATHER_MAX_RUNS`
+/// of them and they average at least 8 channels (or the map is tiny); otherwise classifies it as a zip or any map.
+static int gather_kind(const int32_t *map, int64_t count, int64_t *start, int64_t *length, int64_t *runs) {
+    int64_t r = 0;
+    for (int64_t k = 0; k < count; k++) {
+        if (k == 0 || map[k] != map[k - 1] + 1) {
+            if (r == GATHER_MAX_RUNS) { r = GATHER_MAX_RUNS + 1; break; }
+            start[r] = k;
+            length[r] = 0;
+            r++;
+        }
+        length[r - 1]++;
+    }
+    *runs = r;
+    if (r <= GATHER_MAX_RUNS && (r * 8 <= count || count < 4)) return GATHER_RUNS;
+    int zip = count >= 4;
+    for (int64_t k = 2; k < count && zip; k++) zip = map[k] == map[k - 2] + 1;
+    return zip ? GATHER_ZIP : GATHER_ANY;
+}
+
+LCNN_INLINE void gather_runs(const float *s, float *d, const int32_t *map, const int64_t *start, const int64_t *length,
+                             int64_t runs) {
+    for (int64_t r = 0; r < runs; r++) memcpy(d + start[r], s + map[start[r]], (size_t)length[r] * sizeof(float));
+}
+
+static void gather_scalar(const float *src, int64_t srcStride, float *dst, int64_t dstStride, int64_t pixels,
+                          const int32_t *map, int64_t count) {
+    int64_t start[GATHER_MAX_RUNS], length[GATHER_MAX_RUNS], runs;
+    int kind = gather_kind(map, count, start, length, &runs);
+    for (int64_t p = 0; p < pixels; p++) {
+        const float *s = src + p * srcStride;
+        float *d = dst + p * dstStride;
+        if (kind == GATHER_RUNS) gather_runs(s, d, map, start, length, runs);
+        else for (int64_t k = 0; k < count; k++) d[k] = s[map[k]];
+    }
+}
+
+#if LCNN_X86
+LCNN_TARGET_AVX2 static void gather_avx2(const float *src, int64_t srcStride, float *dst, int64_t dstStride,
+                                         int64_t pixels, const int32_t *map, int64_t count) {
+    int64_t start[GATHER_MAX_RUNS], length[GATHER_MAX_RUNS], runs;
+    int kind = gather_kind(map, count, start, length, &runs);
+    if (kind == GATHER_RUNS) {
+        for (int64_t p = 0; p < pixels; p++) gather_runs(src + p * srcStride, dst + p * dstStride, map, start, length, runs);
+        return;
+    }
+    if (kind == GATHER_ZIP) {
+        const int64_t a = map[0], b = map[1], pairs = count / 2;
+        for (int64_t p = 0; p < pixels; p++) {
+            const float *s = src + p * srcStride;
+            float *d = dst + p * dstStride;
+            int64_t j = 0;
+            for (; j + 8 <= pairs; j += 8) {
+                __m256 va = _mm256_loadu_ps(s + a + j), vb = _mm256_loadu_ps(s + b + j);
+                __m256 lo = _mm256_unpacklo_ps(va, vb), hi = _mm256_unpackhi_ps(va, vb);
+                _mm256_storeu_ps(d + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
+                _mm256_storeu_ps(d + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+            }
+            for (int64_t k = 2 * j; k < count; k++) d[k] = s[map[k]];
+        }
+        return;
+    }
+    for (int64_t p = 0; p < pixels; p++) {
+        const float *s = src + p * srcStride;
+        float *d = dst + p * dstStride;
+        int64_t k = 0;
+        for (; k + 8 <= count; k += 8)
+            _mm256_storeu_ps(d + k, _mm256_i32gather_ps(s, _mm256_loadu_si256((const __m256i *)(map + k)), 4));
+        for (; k < count; k++) d[k] = s[map[k]];
+    }
+}
+#endif
+
+void lcnn_gather_channels_nhwc(const float *src, int64_t srcStride, float *dst, int64_t dstStride, int64_t pixels,
+                               const int32_t *map, int64_t count) {
+#if LCNN_X86
+    if (lcnn_isa_level() >= 1) { gather_avx2(src, srcStride, dst, dstStride, pixels, map, count); return; }
+#endif
+    gather_scalar(src, srcStride, dst, dstStride, pixels, map, count);
+}

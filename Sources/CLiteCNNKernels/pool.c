@@ -81,13 +81,65 @@ LCNN_INLINE void gap_body(const float *input, int64_t images, int64_t hw, int64_
     attr static void gap_##suffix(const float *i, int64_t n, int64_t hw, int64_t c, float *o) { gap_body(i, n, hw, c, o); }
 POOL_VARIANTS(avx2, LCNN_TARGET_AVX2)
 POOL_VARIANTS(avx512, LCNN_TARGET_AVX512)
+
+/// Max pooling with the window's taps clipped once per output pixel (ceil-mode and padding overhang drop out) and
+/// 32 channels at a time kept in registers across all taps: one load per tap and channel, one store per output.
+LCNN_TARGET_AVX2 static void maxpool_blocked_avx2(const lcnn_conv_geom *g, const float *input, float *output,
+                                                  int64_t row0, int64_t row1) {
+    enum { MAX_TAPS = 64 };
+    const int64_t C = g->ic;
+    if (g->kh * g->kw > MAX_TAPS) { maxpool_avx2(g, input, output, row0, row1); return; }
+    const float *taps[MAX_TAPS];
+    for (int64_t row = row0; row < row1; row++) {
+        int64_t n = row / g->oh, oy = row % g->oh;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            float *o = output + (row * g->ow + ox) * C;
+            int nt = 0;
+            for (int64_t ky = 0; ky < g->kh; ky++) {
+                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy < 0 || iy >= g->ih) continue;
+                const float *line = input + (n * g->ih + iy) * g->iw * C;
+                for (int64_t kx = 0; kx < g->kw; kx++) {
+                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+                    if (ix < 0 || ix >= g->iw) continue;
+                    taps[nt++] = line + ix * C;
+                }
+            }
+            int64_t c = 0;
+            for (; c + 32 <= C; c += 32) {
+                __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+                for (int t = 0; t < nt; t++) {
+                    const float *ip = taps[t] + c;
+                    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(ip));
+                    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(ip + 8));
+                    m2 = _mm256_max_ps(m2, _mm256_loadu_ps(ip + 16));
+                    m3 = _mm256_max_ps(m3, _mm256_loadu_ps(ip + 24));
+                }
+                _mm256_storeu_ps(o + c, m0);
+                _mm256_storeu_ps(o + c + 8, m1);
+                _mm256_storeu_ps(o + c + 16, m2);
+                _mm256_storeu_ps(o + c + 24, m3);
+            }
+            for (; c + 8 <= C; c += 8) {
+                __m256 m0 = _mm256_set1_ps(-INFINITY);
+                for (int t = 0; t < nt; t++) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(taps[t] + c));
+                _mm256_storeu_ps(o + c, m0);
+            }
+            for (; c < C; c++) {
+                float m = -INFINITY;
+                for (int t = 0; t < nt; t++) m = taps[t][c] > m ? taps[t][c] : m;
+                o[c] = m;
+            }
+        }
+    }
+}
 #endif
 
 void lcnn_maxpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1) {
 #if LCNN_X86
     int level = lcnn_isa_level();
     if (level >= 2) { maxpool_avx512(g, input, output, row0, row1); return; }
-    if (level >= 1) { maxpool_avx2(g, input, output, row0, row1); return; }
+    if (level >= 1) { maxpool_blocked_avx2(g, input, output, row0, row1); return; }
 #endif
     maxpool_body(g, input, output, row0, row1);
 }

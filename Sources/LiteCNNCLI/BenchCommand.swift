@@ -16,6 +16,9 @@ struct BenchCommand: ParsableCommand {
         Sequence: load MODEL (parse the ONNX file, or build and export a zoo model), plan it for \
         [batch, C, H, W] (fusions, packed weights, memory plan), run once — the time until that first output is \
         first_inference_ms — then --warmup untimed runs and --runs timed runs on the same seeded random input. \
+        With a batch of several images, the first runs also time the ways to run it (--batch-splitting auto: whole, \
+        per image, per thread) and keep the fastest; warm-up lasts until that choice is made, so timed runs never \
+        include the trials. \
         load_ms (= parse_ms + compile_ms + plan_ms: reading the file; folding and fusing; packing weights and \
         planning memory) ends where the first run starts. Latency is per batch: median and 90th percentile \
         (nearest rank) in milliseconds; images/s = \
@@ -43,10 +46,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Untimed runs after the first inference.", valueName: "w"))
     var warmup: Int = 5
 
-    @Flag(help: "Also time every step of the plan and print where the time goes: totals per operator kind and the slowest steps (in --json: \"profile\").")
+    @Option(name: .customLong("batch-splitting"), help: ArgumentHelp("How a batch of several images runs: auto (time the others on the first runs, keep the fastest), never (one plan; every operator splits its work over the threads), per-image (one lane per thread, each running its share of the images one at a time, in cache) or per-thread (one lane per thread, each running its share as one sub-batch).", valueName: "way"))
+    var batchSplitting: String = "auto"
+
+    static let splittingNames: [String: InferenceOptions.BatchSplitting] = [
+        "auto": .automatic, "never": .never, "per-image": .perImage, "per-thread": .perThread,
+    ]
+
+    @Flag(help: "Also time every step of the plan and print where the time goes: totals per operator kind and the slowest steps (in --json: \"profile\"). The profile runs the whole batch as one plan, whatever --batch-splitting chose.")
     var profile = false
 
-    @Flag(help: "Print JSON: {model, threads, batch, resolution, runs, warmup, first_inference_ms, load_ms, median_ms, p90_ms, min_ms, mean_ms, images_per_s, peak_activation_bytes, peak_rss_bytes}.")
+    @Flag(help: "Print JSON: {model, threads, batch, resolution, runs, warmup, first_inference_ms, load_ms, median_ms, p90_ms, min_ms, mean_ms, images_per_s, peak_activation_bytes, peak_rss_bytes, batch_splitting}.")
     var json = false
 
     func validate() throws {
@@ -56,6 +66,9 @@ struct BenchCommand: ParsableCommand {
         guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
         guard (1...1_000_000).contains(runs) else { throw ValidationError("--runs must be between 1 and 1000000, got \(runs)") }
         guard (0...1_000_000).contains(warmup) else { throw ValidationError("--warmup must be between 0 and 1000000, got \(warmup)") }
+        guard Self.splittingNames[batchSplitting] != nil else {
+            throw ValidationError("--batch-splitting must be auto, never, per-image or per-thread, got \(batchSplitting)")
+        }
     }
 
     struct Report: Codable {
@@ -77,6 +90,8 @@ struct BenchCommand: ParsableCommand {
         var imagesPerS: Double
         var peakActivationBytes: Int
         var peakRSSBytes: Int?
+        /// How the timed runs ran the batch: `never` (whole), `per-image` or `per-thread`.
+        var batchSplitting: String
         var profile: [InferenceEngine.StepTime]?
 
         enum CodingKeys: String, CodingKey {
@@ -85,6 +100,7 @@ struct BenchCommand: ParsableCommand {
             case parseMS = "parse_ms", compileMS = "compile_ms", planMS = "plan_ms"
             case medianMS = "median_ms", p90MS = "p90_ms", minMS = "min_ms", meanMS = "mean_ms"
             case imagesPerS = "images_per_s", peakActivationBytes = "peak_activation_bytes", peakRSSBytes = "peak_rss_bytes"
+            case batchSplitting = "batch_splitting"
         }
     }
 
@@ -106,7 +122,7 @@ struct BenchCommand: ParsableCommand {
         let parsed = monotonicSeconds()
         var compiled = parsed
         do {
-            engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads))
+            engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads, batchSplitting: Self.splittingNames[batchSplitting] ?? .automatic))
             compiled = monotonicSeconds()
             try engine.prepare(inputShape: shape)
         } catch {
@@ -123,6 +139,14 @@ struct BenchCommand: ParsableCommand {
             progress.update("warm-up \(i + 1)/\(warmup)")
             _ = try engine.run(input)
         }
+        var trials = 0
+        while engine.batchSplitting(forInputShape: shape) == .automatic && trials < 100 {
+            trials += 1
+            progress.update("timing the ways to run a batch (\(trials))")
+            _ = try engine.run(input)
+        }
+        let way = engine.batchSplitting(forInputShape: shape)
+        let wayName = Self.splittingNames.first { $0.value == way && $0.key != "auto" }?.key ?? "never"
         var times: [Double] = []
         times.reserveCapacity(runs)
         for i in 0..<runs {
@@ -144,7 +168,7 @@ struct BenchCommand: ParsableCommand {
             planMS: (planned - compiled) * 1000, firstInferenceMS: (first - start) * 1000,
             medianMS: median, p90MS: p90, minMS: sorted[0], meanMS: times.reduce(0, +) / Double(times.count),
             imagesPerS: Double(batch) * 1000 / median, peakActivationBytes: engine.peakActivationBytes,
-            peakRSSBytes: peakResidentBytes(), profile: steps)
+            peakRSSBytes: peakResidentBytes(), batchSplitting: wayName, profile: steps)
         if json {
             print(try encodeJSON(report))
             return
@@ -154,6 +178,7 @@ struct BenchCommand: ParsableCommand {
             ["model", report.model],
             ["input", ModelSummary.shapeText(shape) + " NCHW"],
             ["threads", String(report.threads)],
+            ["batch", "\(batch)" + (batch > 1 ? " (\(wayName == "never" ? "whole: every operator split over the threads" : wayName == "per-image" ? "one lane per thread, one image at a time" : "one lane per thread, one sub-batch each"))" : "")],
             ["load + plan", ms(report.loadMS) + " (read \(ms(report.parseMS)), compile \(ms(report.compileMS)), plan \(ms(report.planMS)))"],
             ["first inference", ms(report.firstInferenceMS) + " (from start)"],
             ["median", ms(report.medianMS) + " (\(runs) runs after \(warmup) warm-up)"],

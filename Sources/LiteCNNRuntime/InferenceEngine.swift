@@ -4,9 +4,30 @@ import LiteCNNTensor
 
 /// Options of an `InferenceEngine`.
 public struct InferenceOptions: Sendable {
+    /// How a batch of several images is run.
+    public enum BatchSplitting: String, Sendable, Equatable, CaseIterable {
+        /// Time the ways below on the first runs of each input shape and keep the fastest (the default).
+        case automatic
+        /// One plan for the whole batch; every operator splits its own work over the threads.
+        case never
+        /// Cut the batch into one contiguous share per thread (a *lane*: its own plan and arena, single-threaded
+        /// kernels, no synchronization between layers), each lane running its share one image at a time, so that its
+        /// activations stay in cache. With one thread this runs the images one after another. Needs a graph whose
+        /// operators keep the images apart; other graphs run whole.
+        case perImage
+        /// Like `perImage`, but each lane runs its whole share as one sub-batch (bigger GEMMs, weights read once per
+        /// lane). With one thread this is the same as `never`.
+        case perThread
+    }
+
     /// Threads for every run (sets `WorkerPool.shared.threadCount` before running); nil keeps the pool's setting.
     public var threads: Int?
-    public init(threads: Int? = nil) { self.threads = threads }
+    /// How a batch of several images is run (`BatchSplitting`).
+    public var batchSplitting: BatchSplitting
+    public init(threads: Int? = nil, batchSplitting: BatchSplitting = .automatic) {
+        self.threads = threads
+        self.batchSplitting = batchSplitting
+    }
 }
 
 /// Compiles a `Graph` once and runs it many times on the CPU (the XNNPACK/ncnn lifecycle).
@@ -22,7 +43,11 @@ public struct InferenceOptions: Sendable {
 ///   Reshape, Transpose, Flatten of a non-1×1 map); recognizes PyTorch's channel shuffle
 ///   (Reshape [N,g,C/g,H,W] → Transpose [0,2,1,3,4] → Reshape [N,C,H,W]) and runs it as one NHWC shuffle; and gives
 ///   every activation an offset in one arena by liveness (`peakActivationBytes`).
-/// - **Run**: executes the steps over the arena; the only allocation is the returned tensor.
+/// - **Run**: executes the steps over the arena; the only allocation is the returned tensor. A batch of several
+///   images may instead be cut into sub-batches run by separate plans, one lane per thread
+///   (`InferenceOptions.BatchSplitting`): a batch whose activations outgrow the caches then keeps each lane's working
+///   set in cache and needs no synchronization between layers. By default the first runs of each input shape time
+///   the candidate ways (whole batch, per image, per thread) and keep the fastest; every way gives the same output.
 ///
 /// Runs are serialized by a lock (one arena per plan). Input and output shapes are ONNX's logical NCHW.
 ///
@@ -35,8 +60,16 @@ public final class InferenceEngine: @unchecked Sendable {
     let graph: CompiledGraph
     public let options: InferenceOptions
     private var plans: [[Int]: Plan] = [:]
+    /// Lane plans: for a sub-batch shape, one plan (and arena) per lane.
+    private var lanePlans: [[Int]: [Plan]] = [:]
+    /// Per whole-batch input shape: the way chosen, or the trial timings gathered so far (`.automatic`).
+    private var chosenWay: [[Int]: InferenceOptions.BatchSplitting] = [:]
+    private var trials: [[Int]: [InferenceOptions.BatchSplitting: Double]] = [:]
+    private var trialRuns: [[Int]: Int] = [:]
+    /// Per whole-batch shape: whether its plan keeps the images apart and ends in one batch-major activation.
+    private var splittable: [[Int]: Bool] = [:]
     private let lock = NSLock()
-    private var lastPlan: Plan?
+    private var lastPeakBytes = 0
     private let selectionLock = NSLock()
     private var currentSelection: [Int]
 
@@ -66,7 +99,17 @@ public final class InferenceEngine: @unchecked Sendable {
     /// Activation memory (arena bytes, inputs and outputs included) of the last planned shape; 0 before any plan.
     public var peakActivationBytes: Int {
         lock.lock(); defer { lock.unlock() }
-        return lastPlan?.peakActivationBytes ?? 0
+        return lastPeakBytes
+    }
+
+    /// How the runs of an NCHW input shape are executed: the way chosen (`.never`, `.perImage` or `.perThread`), or
+    /// `.automatic` while the first runs are still timing the candidates. Batch 1, one-way graphs and graphs whose
+    /// operators mix images always say `.never`.
+    public func batchSplitting(forInputShape shape: [Int]) -> InferenceOptions.BatchSplitting {
+        lock.lock(); defer { lock.unlock() }
+        if let way = chosenWay[shape] { return way }
+        let ways = candidateWays(shape, threads: options.threads ?? WorkerPool.shared.threadCount)
+        return ways.count == 1 ? ways[0] : .automatic
     }
 
     public init(graph: Graph, options: InferenceOptions = .init()) throws {
@@ -83,7 +126,7 @@ public final class InferenceEngine: @unchecked Sendable {
     }
 
     private func plan(for shape: [Int]) throws -> Plan {
-        if let p = plans[shape] { lastPlan = p; return p }
+        if let p = plans[shape] { lastPeakBytes = p.peakActivationBytes; return p }
         guard shape.allSatisfy({ $0 > 0 }) else { throw GraphError("input shape \(shape) has a non-positive dimension", opset: graph.opset) }
         if let dims = graph.inputDims {
             guard dims.count == shape.count else {
@@ -97,8 +140,38 @@ public final class InferenceEngine: @unchecked Sendable {
         }
         let p = try PlanBuilder(graph: graph).build(inputShape: shape)
         plans[shape] = p
-        lastPlan = p
+        if case let .activation(out)? = p.outputs.first, out.shape.first == shape.first {
+            splittable[shape] = p.batchSplittable
+        } else {
+            splittable[shape] = false
+        }
+        lastPeakBytes = p.peakActivationBytes
         return p
+    }
+
+    /// The ways worth trying for a whole-batch shape, `.never` first. A single way means there is nothing to choose.
+    private func candidateWays(_ shape: [Int], threads: Int) -> [InferenceOptions.BatchSplitting] {
+        let batch = shape.first ?? 1
+        guard batch >= 2, shape.count >= 2, splittable[shape] == true else { return [.never] }
+        let lanes = min(max(1, threads), batch)
+        var ways: [InferenceOptions.BatchSplitting] = [.never, .perImage]
+        if lanes > 1 && batch > lanes { ways.append(.perThread) }
+        switch options.batchSplitting {
+        case .automatic: return ways
+        case .never: return [.never]
+        case .perImage: return [.perImage]
+        case .perThread: return lanes > 1 ? [.perThread] : [.never]
+        }
+    }
+
+    /// The lane plans for sub-batches of `size` images of a whole-batch `shape`, `lanes` of them.
+    private func lanePlans(_ shape: [Int], size: Int, lanes: Int) throws -> [Plan] {
+        var sub = shape
+        sub[0] = size
+        var list = lanePlans[sub] ?? []
+        while list.count < lanes { list.append(try PlanBuilder(graph: graph).build(inputShape: sub)) }
+        lanePlans[sub] = list
+        return list
     }
 
     /// Runs on an NCHW input (`[N, C, H, W]` row-major whatever `layout` says; other ranks as given). Returns the
@@ -175,28 +248,178 @@ public final class InferenceEngine: @unchecked Sendable {
         if let t = options.threads { WorkerPool.shared.threadCount = t }
         let s = input.shape
         let logical = inputIsNHWC ? [s[0], s[3], s[1], s[2]] : s
-        let plan = try plan(for: logical)
-        let inAct = plan.input!
-        let dst = plan.frame[inAct.slot]
-        input.scalars.withUnsafeBufferPointer { src in
-            let p = src.baseAddress!
-            if inAct.nhwc == inputIsNHWC || !(inAct.shape.count == 4) || inAct.layoutFree {
-                dst.update(from: p, count: inAct.count)
-            } else if inputIsNHWC {
-                let (n, c, h, w) = (logical[0], logical[1], logical[2], logical[3])
-                stridedCopy(dims: [n, c, h, w], src: p, srcStrides: [h * w * c, 1, w * c, c], dst: dst, dstStrides: [c * h * w, h * w, w, 1])
-            } else {
-                let (n, c, h, w) = (logical[0], logical[1], logical[2], logical[3])
-                stridedCopy(dims: [n, h, w, c], src: p, srcStrides: [c * h * w, w, 1, h * w], dst: dst, dstStrides: [h * w * c, w * c, c, 1])
+        let selection = self.selection
+        if runSteps == nil {
+            // The whole-batch plan tells whether the graph can be split; a shape that runs split may drop it later.
+            if splittable[logical] == nil { _ = try plan(for: logical) }
+            let way = wayToRun(logical)
+            if way != .never {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let result = try executeSplit(input, logical: logical, way: way, inputIsNHWC: inputIsNHWC,
+                                              outputNHWC: outputNHWC, selection: selection)
+                record(logical, way: way, nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
+                return result
             }
         }
+        let plan = try plan(for: logical)
+        let start = DispatchTime.now().uptimeNanoseconds
+        input.scalars.withUnsafeBufferPointer { load($0.baseAddress!, shape: logical, nhwc: inputIsNHWC, into: plan) }
         plan.frame.selection = selection
-        if let runSteps { runSteps(plan) } else if plan.hasAlternatives {
+        if let runSteps { runSteps(plan) } else { Self.runSteps(plan) }
+        let result = output(plan.outputs[0], plan: plan, nhwc: outputNHWC)
+        if runSteps == nil { record(logical, way: .never, nanoseconds: DispatchTime.now().uptimeNanoseconds - start) }
+        return result
+    }
+
+    private static let trialsPerWay = 2
+
+    /// The way the next run of `shape` takes: the chosen one, or during the trials each candidate in turn,
+    /// `trialsPerWay` runs each (the first run of a shape is a trial too).
+    private func wayToRun(_ shape: [Int]) -> InferenceOptions.BatchSplitting {
+        if let way = chosenWay[shape] { return way }
+        let ways = candidateWays(shape, threads: WorkerPool.shared.threadCount)
+        if ways.count == 1 { chosenWay[shape] = ways[0]; return ways[0] }
+        return ways[min(ways.count - 1, (trialRuns[shape] ?? 0) / Self.trialsPerWay)]
+    }
+
+    /// Records a timed run. Once a candidate has had its `trialsPerWay` runs its plans are freed (unless it is the
+    /// last one), so that the trials never hold two ways' arenas at once; after the last candidate the fastest (best
+    /// time each) is kept for good and its plans are rebuilt if they were freed.
+    private func record(_ shape: [Int], way: InferenceOptions.BatchSplitting, nanoseconds: UInt64) {
+        guard chosenWay[shape] == nil else { return }
+        let ways = candidateWays(shape, threads: WorkerPool.shared.threadCount)
+        guard ways.count > 1 else { return }
+        trials[shape, default: [:]][way] = min(trials[shape]?[way] ?? .infinity, Double(nanoseconds) / 1e9)
+        let runs = (trialRuns[shape] ?? 0) + 1
+        trialRuns[shape] = runs
+        guard runs % Self.trialsPerWay == 0 else { return }
+        if runs < ways.count * Self.trialsPerWay {
+            release(way, of: shape)
+            return
+        }
+        let timed = trials[shape] ?? [:]
+        let best = ways.min { (timed[$0] ?? .infinity) < (timed[$1] ?? .infinity) } ?? .never
+        chosenWay[shape] = best
+        trials[shape] = nil
+        trialRuns[shape] = nil
+        if best != way {
+            release(way, of: shape)
+            let batch = shape[0], lanes = min(max(1, WorkerPool.shared.threadCount), batch)
+            switch best {
+            case .never, .automatic: _ = try? plan(for: shape)
+            case .perImage: _ = try? lanePlans(shape, size: 1, lanes: lanes)
+            case .perThread:
+                for size in Set([batch / lanes, (batch + lanes - 1) / lanes]) { _ = try? lanePlans(shape, size: size, lanes: lanes) }
+            }
+        }
+        if best != .never { plans[shape] = nil }
+    }
+
+    /// Frees the plans (and arenas) that `way` uses for the whole-batch `shape`; they are rebuilt if needed again.
+    private func release(_ way: InferenceOptions.BatchSplitting, of shape: [Int]) {
+        let batch = shape[0], lanes = min(max(1, WorkerPool.shared.threadCount), batch)
+        let sizes: Set<Int>
+        switch way {
+        case .never, .automatic:
+            plans[shape] = nil
+            return
+        case .perImage: sizes = [1]
+        case .perThread: sizes = [batch / lanes, (batch + lanes - 1) / lanes]
+        }
+        for size in sizes {
+            var sub = shape
+            sub[0] = size
+            lanePlans[sub] = nil
+        }
+    }
+
+    /// Runs a batch as sub-batches: `lanes` contiguous shares of the images, one per thread, each run by its lane's
+    /// own plans (per image, or as one sub-batch) with the kernels' own splitting turned off by the pool (a nested
+    /// `parallelFor` runs serially on its caller).
+    private func executeSplit(_ input: Tensor, logical: [Int], way: InferenceOptions.BatchSplitting, inputIsNHWC: Bool,
+                              outputNHWC: Bool, selection: [Int]) throws -> Tensor {
+        let batch = logical[0]
+        let lanes = min(max(1, WorkerPool.shared.threadCount), batch)
+        let images = (0..<lanes).map { (batch * $0 / lanes)..<(batch * ($0 + 1) / lanes) }
+        // Plans first (on this thread): per image one size; per thread at most two sizes (shares differ by one).
+        var sizes: [Int: [Plan]] = [:]
+        for size in Set(images.map { way == .perImage ? 1 : $0.count }) where size > 0 {
+            sizes[size] = try lanePlans(logical, size: size, lanes: lanes)
+        }
+        let plansBySize = sizes
+        lastPeakBytes = plansBySize.values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.peakActivationBytes } }
+        let imageInputCount = logical.dropFirst().reduce(1, *)
+        guard let first = plansBySize.values.first?.first, case let .activation(outAct)? = first.outputs.first else {
+            preconditionFailure("split plan without an activation output")
+        }
+        let outSize = outAct.shape[0]
+        let imageOutputCount = outAct.count / max(1, outSize)
+        var outShape = outAct.shape
+        outShape[0] = batch
+        let rank4 = outShape.count == 4
+        let resultShape = rank4 && outputNHWC ? [batch, outShape[2], outShape[3], outShape[1]] : outShape
+        let layout: Tensor.Layout = rank4 ? (outputNHWC ? .nhwc : .nchw) : .plain
+        var result = [Float](repeating: 0, count: batch * imageOutputCount)
+        result.withUnsafeMutableBufferPointer { out in
+            input.scalars.withUnsafeBufferPointer { src in
+                let (inBase, outBase) = (src.baseAddress!, out.baseAddress!)
+                WorkerPool.shared.parallelFor(lanes) { lane in
+                    var n = images[lane].lowerBound
+                    while n < images[lane].upperBound {
+                        let size = way == .perImage ? 1 : images[lane].count
+                        let plan = plansBySize[size]![lane]
+                        var shape = logical
+                        shape[0] = size
+                        self.load(inBase + n * imageInputCount, shape: shape, nhwc: inputIsNHWC, into: plan)
+                        plan.frame.selection = selection
+                        Self.runSteps(plan)
+                        if case let .activation(a)? = plan.outputs.first {
+                            Self.store(a, plan: plan, nhwc: outputNHWC, into: outBase + n * imageOutputCount)
+                        }
+                        n += size
+                    }
+                }
+            }
+        }
+        return Tensor(shape: resultShape, scalars: result, layout: layout)
+    }
+
+    private static func runSteps(_ plan: Plan) {
+        if plan.hasAlternatives {
             for (i, step) in plan.steps.enumerated() where plan.runs(step: i) { step() }
         } else {
             for step in plan.steps { step() }
         }
-        return output(plan.outputs[0], plan: plan, nhwc: outputNHWC)
+    }
+
+    /// Copies an input of logical shape `shape` (NCHW, or NHWC when `nhwc`) into `plan`'s input buffer and layout.
+    private func load(_ p: UnsafePointer<Float>, shape logical: [Int], nhwc inputIsNHWC: Bool, into plan: Plan) {
+        let inAct = plan.input!
+        let dst = plan.frame[inAct.slot]
+        if inAct.nhwc == inputIsNHWC || !(inAct.shape.count == 4) || inAct.layoutFree {
+            dst.update(from: p, count: inAct.count)
+        } else if inputIsNHWC {
+            let (n, c, h, w) = (logical[0], logical[1], logical[2], logical[3])
+            stridedCopy(dims: [n, c, h, w], src: p, srcStrides: [h * w * c, 1, w * c, c], dst: dst, dstStrides: [c * h * w, h * w, w, 1])
+        } else {
+            let (n, c, h, w) = (logical[0], logical[1], logical[2], logical[3])
+            stridedCopy(dims: [n, h, w, c], src: p, srcStrides: [c * h * w, w, 1, h * w], dst: dst, dstStrides: [h * w * c, w * c, c, 1])
+        }
+    }
+
+    /// Copies activation `a` of `plan` out in ONNX logical order (NCHW, or NHWC when `nhwc`, for 4-D; plain
+    /// otherwise) to `out`, which holds `a.count` floats.
+    private static func store(_ a: Activation, plan: Plan, nhwc: Bool, into out: UnsafeMutablePointer<Float>) {
+        let src = UnsafePointer(plan.frame[a.slot])
+        if a.shape.count != 4 { out.update(from: src, count: a.count); return }
+        let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+        let ls = a.logicalStrides
+        if nhwc {
+            stridedCopy(dims: [n, h, w, c], src: src, srcStrides: [ls[0], ls[2], ls[3], ls[1]], dst: out,
+                        dstStrides: [h * w * c, w * c, c, 1])
+        } else {
+            stridedCopy(dims: a.shape, src: src, srcStrides: ls, dst: out, dstStrides: contiguousStrides(a.shape))
+        }
     }
 
     private func output(_ v: PlanValue, plan: Plan, nhwc: Bool) -> Tensor {

@@ -22,6 +22,7 @@ extension PlanBuilder {
         var inputConsts: [ConstValue?] = []
         for name in node.inputs {
             if name.isEmpty { inputShapes.append(nil); inputConsts.append(nil); continue }
+            if let view = channelViews[name] { inputShapes.append(view.shape); inputConsts.append(nil); continue }
             switch try value(name) {
             case let .constant(c): inputShapes.append(c.shape); inputConsts.append(c)
             case let .activation(a): inputShapes.append(a.shape); inputConsts.append(nil)
@@ -58,11 +59,13 @@ extension PlanBuilder {
             }
             try planUnary(.clip(lo, hi))
         case "Identity", "Dropout":
+            if let view = channelViews[node.inputs[0]] { channelViews[node.outputs[0]] = view; return }
             let v = try value(node.inputs[0])
             values[node.outputs[0]] = v
         case "Cast":
             let to = node.int("to") ?? 1
             guard [1, 10, 11].contains(to) else { throw err("Cast of a float activation to element type \(to) is not supported") }
+            if let view = channelViews[node.inputs[0]] { channelViews[node.outputs[0]] = view; return }
             values[node.outputs[0]] = try value(node.inputs[0])
         case "Add": try planBinary(.add)
         case "Sub": try planBinary(.sub)
@@ -142,7 +145,24 @@ extension PlanBuilder {
         }
         let packed = prepared { p.packed(for: g) }
         let kind = g.isDepthwise ? "depthwise" : g.groups > 1 ? "grouped" : "dense"
-        emit(reads: reads, writes: [dst], label: "Conv \(g.kernelHeight)×\(g.kernelWidth)/\(g.strideH) \(kind)" + suffix) {
+        let label = "Conv \(g.kernelHeight)×\(g.kernelWidth)/\(g.strideH) \(kind)" + suffix
+        if post == nil, branch == nil, PackedConvolution.supportsOutputRowStride(g) {
+            // A channel Concat that is this output's only consumer may later redirect the step into its buffer.
+            let target = OutputTarget(slot: dst)
+            emit(reads: reads, writes: [dst], label: label) {
+                let residual = fusedResidual.map { UnsafePointer(f[$0]) }
+                if target.rowStride == 0 {
+                    packed.value.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue, residual: residual)
+                } else {
+                    packed.value.forward(input: f[src], output: f[target.slot] + target.offset, outputRowStride: target.rowStride,
+                                         geometry: g, activation: epilogue, residual: residual)
+                }
+            }
+            redirectable[dst] = (target, plan.steps.count - 1, node.outputs[0])
+            set(node.outputs[0], out)
+            return
+        }
+        emit(reads: reads, writes: [dst], label: label) {
             packed.value.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue,
                                  residual: fusedResidual.map { UnsafePointer(f[$0]) })
             if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
@@ -255,7 +275,53 @@ extension PlanBuilder {
         set(node.outputs[0], out)
     }
 
+    /// Channel Concat of NHWC values (axis 1, rank 4) without copying what need not be copied: a part made by a
+    /// convolution whose only consumer is this Concat (not a graph output, not read twice) is written by that
+    /// convolution straight into its channel slice (rows of the total channel count); a channel view (shuffle, slice)
+    /// is gathered from its source in one pass; other parts are copied. Returns false when the fast path does not apply.
+    func planChannelConcat() throws -> Bool {
+        let names = node.inputs.filter { !$0.isEmpty }
+        guard !names.isEmpty, (node.int("axis") ?? 1) == 1 || node.int("axis") == -3 else { return false }
+        enum Part { case view(ChannelView), act(Activation) }
+        var parts: [Part] = []
+        for name in names {
+            if let view = channelViews[name] { parts.append(.view(view)); continue }
+            guard case let .activation(a)? = values[name], a.nhwc, a.shape.count == 4 else { return false }
+            parts.append(.act(a))
+        }
+        let shapes = parts.map { p -> [Int] in if case let .view(v) = p { return v.shape }; if case let .act(a) = p { return a.shape }; return [] }
+        let first = shapes[0]
+        guard shapes.allSatisfy({ $0[0] == first[0] && $0[2] == first[2] && $0[3] == first[3] }) else { return false }
+        let total = shapes.reduce(0) { $0 + $1[1] }
+        let out = newActivation([first[0], total, first[2], first[3]], nhwc: true)
+        var offset = 0
+        for (i, part) in parts.enumerated() {
+            let c = shapes[i][1]
+            defer { offset += c }
+            switch part {
+            case let .view(v):
+                gatherChannels(v, into: out, channelOffset: offset)
+            case let .act(a):
+                let name = names[i]
+                if branch == nil, let rec = redirectable[a.slot], rec.name == name, rec.target.rowStride == 0,
+                   graph.consumers[name] == 1, !graph.outputNames.contains(name), names.filter({ $0 == name }).count == 1,
+                   plan.stepGroups[rec.step] == -1 {
+                    rec.target.slot = out.slot
+                    rec.target.offset = offset
+                    rec.target.rowStride = total
+                    redirectable[a.slot] = nil
+                    retargetWrite(from: a.slot, to: out.slot, at: rec.step)
+                } else {
+                    gatherChannels(ChannelView(source: a, channels: Array(0..<c)), into: out, channelOffset: offset)
+                }
+            }
+        }
+        set(node.outputs[0], out)
+        return true
+    }
+
     func planConcat() throws {
+        if try planChannelConcat() { return }
         var parts = try node.inputs.filter { !$0.isEmpty }.map { try activation($0) }
         guard let first = parts.first else { throw err("no inputs") }
         let r = first.shape.count
@@ -281,7 +347,12 @@ extension PlanBuilder {
     }
 
     func planSplit() throws {
-        let x = try activation(node.inputs[0])
+        let view: ChannelView? = {
+            guard branch == nil, let v = channelViews[node.inputs[0]], normalizeAxis(node.int("axis") ?? 0, rank: 4) == 1 else { return nil }
+            return v
+        }()
+        // With a view, `x` only describes the logical shape (the view path below never reads its slot).
+        let x = try view.map { Activation(shape: $0.shape, nhwc: true, slot: $0.source.slot) } ?? activation(node.inputs[0])
         let r = x.shape.count
         guard let axis = normalizeAxis(node.int("axis") ?? 0, rank: r) else { throw err("axis out of range") }
         let dim = x.shape[axis], k = node.outputs.count
@@ -294,6 +365,16 @@ extension PlanBuilder {
         }
         guard sizes.count == k, sizes.reduce(0, +) == dim, sizes.allSatisfy({ $0 >= 0 }) else {
             throw err("split sizes \(sizes) do not cover axis size \(dim) with \(k) outputs")
+        }
+        if branch == nil, axis == 1, r == 4, x.nhwc {
+            // Channel split of NHWC data: every output is a view (see `ChannelView`).
+            let base = view ?? ChannelView(source: x, channels: Array(0..<dim))
+            var start = 0
+            for (name, size) in zip(node.outputs, sizes) {
+                if !name.isEmpty { channelViews[name] = ChannelView(source: base.source, channels: Array(base.channels[start..<(start + size)])) }
+                start += size
+            }
+            return
         }
         var start = 0
         for (name, size) in zip(node.outputs, sizes) {
@@ -308,7 +389,9 @@ extension PlanBuilder {
     }
 
     func planSlice() throws {
-        let x = try activation(node.inputs[0])
+        let view = branch == nil ? channelViews[node.inputs[0]] : nil
+        // With a view, `x` only describes the logical shape until the view path below is ruled out.
+        var x = try view.map { Activation(shape: $0.shape, nhwc: true, slot: $0.source.slot) } ?? activation(node.inputs[0])
         let r = x.shape.count
         var starts: [Int], ends: [Int], axes: [Int]?, steps: [Int]?
         if opset >= 10 {
@@ -321,6 +404,28 @@ extension PlanBuilder {
         guard ax.count == starts.count, ends.count == starts.count, (steps?.count ?? starts.count) == starts.count else {
             throw err("starts/ends/axes/steps lengths differ")
         }
+        if branch == nil, r == 4, x.nhwc {
+            // A slice along channels only, of NHWC data: a view (see `ChannelView`).
+            var channels = view?.channels ?? Array(0..<x.shape[1])
+            var onlyChannels = true
+            for i in 0..<ax.count {
+                guard let a = normalizeAxis(ax[i], rank: r) else { throw err("axis \(ax[i]) out of range") }
+                let st = steps?[i] ?? 1
+                guard st != 0 else { throw err("step 0") }
+                let rr = sliceRange(start: starts[i], end: ends[i], step: st, dim: x.shape[a])
+                if a == 1 {
+                    channels = (0..<rr.count).map { channels[rr.start + $0 * rr.step] }
+                } else if rr.count != x.shape[a] || rr.start != 0 || rr.step != 1 {
+                    onlyChannels = false
+                }
+            }
+            if onlyChannels {
+                let source = view?.source ?? x
+                channelViews[node.outputs[0]] = ChannelView(source: source, channels: channels)
+                return
+            }
+        }
+        if view != nil { x = try activation(node.inputs[0]) }
         let ls = x.logicalStrides
         var shape = x.shape, strides = ls, origin = 0
         for i in 0..<ax.count {
@@ -418,11 +523,15 @@ extension PlanBuilder {
                 return
             }
             if case let .shuffle(a, g, 2) = v, shape == a.shape {
-                let out = newActivation(a.shape, nhwc: true)
-                let f = plan.frame, (src, dst) = (a.slot, out.slot)
-                let positions = a.shape[0] * a.shape[2] * a.shape[3], channels = a.shape[1]
-                emit(reads: [src], writes: [dst]) { channelShuffleNHWC(positions: positions, channels: channels, groups: g, src: f[src], dst: f[dst]) }
-                set(node.outputs[0], out)
+                // Output channel j·g + i is input channel i·(C/g) + j: a view of the input, gathered once (by a
+                // Concat or a Slice's consumer) instead of shuffled here.
+                let per = a.shape[1] / g
+                let view = ChannelView(source: a, channels: (0..<a.shape[1]).map { ($0 % g) * per + $0 / g })
+                if branch == nil {
+                    channelViews[node.outputs[0]] = view
+                } else {
+                    set(node.outputs[0], materialize(view))
+                }
                 return
             }
         }

@@ -29,6 +29,25 @@ enum PlanValue {
     case shuffle(Activation, groups: Int, stage: Int)
 }
 
+/// A lazy channel selection of an NHWC activation: logical channel `k` of the value (logical shape
+/// `[N, channels.count, H, W]`) is physical channel `channels[k]` of `source` (NHWC `[N, H, W, C]`). Channel shuffles and
+/// Slice/Split along channels make views instead of copies; a Concat copies a view's channels straight from its source,
+/// and any other consumer materializes it with one gather pass (`PlanBuilder.value`).
+struct ChannelView {
+    var source: Activation
+    var channels: [Int]
+    var shape: [Int] { [source.shape[0], channels.count, source.shape[2], source.shape[3]] }
+}
+
+/// Where a convolution step writes its NHWC output, read when the step runs: its own buffer (`rowStride == 0`), or,
+/// once a channel Concat adopts it, `rowStride`-float rows of the Concat's buffer starting at channel `offset`.
+final class OutputTarget: @unchecked Sendable {
+    var slot: Int
+    var offset = 0
+    var rowStride = 0
+    init(slot: Int) { self.slot = slot }
+}
+
 /// Buffer pointers of one plan, filled once the memory plan is known; steps read them at run time.
 final class Frame: @unchecked Sendable {
     var pointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>> = .allocate(capacity: 1)
@@ -90,6 +109,10 @@ final class PlanBuilder {
     /// layout conversions made inside an alternative are neither cached nor reused.
     var branch: (group: Int, alternative: Int)?
     var opset: Int { graph.opset }
+    /// Values that are lazy channel selections (not in `values` until materialized).
+    var channelViews: [String: ChannelView] = [:]
+    /// Convolution steps that may write straight into a channel Concat's buffer, by output slot.
+    var redirectable: [Int: (target: OutputTarget, step: Int, name: String)] = [:]
     /// Weight packing and transforms, run over the worker pool once every node is planned.
     private var preparationJobs: [() -> Void] = []
 
@@ -134,6 +157,11 @@ final class PlanBuilder {
     // MARK: Values
 
     func value(_ name: String) throws -> PlanValue {
+        if let view = channelViews[name] {
+            let a = materialize(view)
+            if branch == nil { channelViews[name] = nil; values[name] = .activation(a) }
+            return .activation(a)
+        }
         guard let v = values[name] ?? graph.constants[name].map({ PlanValue.constant($0) }) else {
             throw err("input '\(name)' has no value")
         }
@@ -161,6 +189,41 @@ final class PlanBuilder {
 
     func newActivation(_ shape: [Int], nhwc: Bool) -> Activation {
         Activation(shape: shape, nhwc: nhwc && shape.count == 4, slot: newSlot(shape.reduce(1, *)))
+    }
+
+    /// One gather pass: the view's channels copied into a new NHWC activation.
+    func materialize(_ view: ChannelView) -> Activation {
+        let out = newActivation(view.shape, nhwc: true)
+        gatherChannels(view, into: out, channelOffset: 0, label: "Channel gather")
+        return out
+    }
+
+    /// Emits `out[n, h, w, channelOffset + k] = view[n, k, h, w]` (both NHWC) for every channel of the view.
+    func gatherChannels(_ view: ChannelView, into out: Activation, channelOffset: Int, label: String? = nil) {
+        let src = view.source
+        let pixels = src.shape[0] * src.shape[2] * src.shape[3], srcC = src.shape[1], dstC = out.shape[1]
+        let map = view.channels.map { Int32($0) }, count = map.count
+        if count == 0 || pixels == 0 { return }
+        let f = plan.frame, (s, d) = (src.slot, out.slot)
+        emit(reads: [s], writes: [d], label: label) {
+            map.withUnsafeBufferPointer { m in
+                let base = m.baseAddress!
+                WorkerPool.shared.parallelRanges(pixels, minimumChunk: max(1, 16_384 / max(1, count))) { r in
+                    PoolKernels.gatherChannels(src: f[s] + r.lowerBound * srcC, srcStride: srcC,
+                                               dst: f[d] + r.lowerBound * dstC + channelOffset, dstStride: dstC,
+                                               pixels: r.count, map: base, count: count)
+                }
+            }
+        }
+    }
+
+    /// Moves the write of `step` from slot `old` (never read) to slot `new`, whose lifetime then starts at `step`
+    /// (a convolution adopted by a Concat). `old` gets no memory.
+    func retargetWrite(from old: Int, to new: Int, at step: Int) {
+        let r = root(new)
+        slots[r].def = min(slots[r].def, step)
+        let o = root(old)
+        if slots[o].lastUse == Int.min { slots[o].def = Int.max }
     }
 
     // MARK: Layout conversion
@@ -224,6 +287,7 @@ final class PlanBuilder {
         node = nil
         branch = nil
         for name in graph.outputNames {
+            if channelViews[name] != nil { _ = try value(name) }
             guard let v = values[name] ?? graph.constants[name].map({ PlanValue.constant($0) }) else {
                 throw GraphError("graph output '\(name)' has no value", opset: opset)
             }
@@ -249,6 +313,11 @@ final class PlanBuilder {
     private func treatsImagesIndependently(_ node: Node, batch: Int) -> Bool {
         var activationInputs: [Int] = []
         for (i, name) in node.inputs.enumerated() where !name.isEmpty {
+            if let view = channelViews[name] {
+                guard view.shape.first == batch else { return false }
+                activationInputs.append(i)
+                continue
+            }
             switch values[name] {
             case let .activation(a)?:
                 guard a.shape.first == batch else { return false }
@@ -260,6 +329,10 @@ final class PlanBuilder {
             }
         }
         for name in node.outputs where !name.isEmpty {
+            if let view = channelViews[name] {
+                if view.shape.first != batch { return false }
+                continue
+            }
             switch values[name] {
             case let .activation(a)?: if a.shape.first != batch { return false }
             case let .shuffle(a, _, _)?: if a.shape.first != batch { return false }
@@ -270,6 +343,7 @@ final class PlanBuilder {
         // Shape arithmetic folds to constants of this plan's own batch; Select passes one input on unchanged.
         if node.opType == "Shape" || node.opType == "Size" || node.domain == alternativesDomain { return true }
         let rank: Int = {
+            if channelViews[node.inputs[activationInputs[0]]] != nil { return 4 }
             switch values[node.inputs[activationInputs[0]]] {
             case let .activation(a)?: return a.shape.count
             case .shuffle?: return 4

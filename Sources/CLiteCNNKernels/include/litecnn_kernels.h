@@ -178,6 +178,28 @@ void lcnn_add_activation(const float *a, const float *b, float *dst, int64_t cou
 /// `p < positions` (NHWC rows; `out` may be `x`).
 void lcnn_scale_channels(const float *x, const float *scale, float *out, int64_t positions, int64_t channels);
 
+// MARK: - Strided outputs and channel gathers (zero-copy Concat, channel shuffle)
+
+/// `lcnn_conv2d_forward_tile_residual` writing output pixel `p`'s `oc` channels at `output + p·ldo` (NHWC rows of
+/// `ldo ≥ oc` floats: a channel slice of a wider NHWC tensor, e.g. a Concat's output at its channel offset). The
+/// residual, if any, keeps rows of `oc` floats. Dense and grouped im2col/pointwise GEMM path only.
+void lcnn_conv2d_forward_tile_ld(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                                 int64_t groupStride, const float *bias, const float *residual, int act,
+                                 float *output, int64_t ldo, int64_t pix0, int64_t npix);
+
+/// Output channels `[col0, col0 + ncols)` of output pixels `[pix0, pix0 + npix)` of a pointwise (1×1, stride 1, no
+/// padding), single-group convolution, rows of `ldo ≥ oc` floats; `col0` must be a multiple of 16 (a packed panel).
+/// Lets a product with few pixels (a classifier at batch 1, a 7×7 map) be split over threads by output channels.
+void lcnn_conv2d_forward_pointwise_cols(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
+                                        const float *bias, const float *residual, int act, float *output,
+                                        int64_t ldo, int64_t pix0, int64_t npix, int64_t col0, int64_t ncols);
+
+/// NHWC channel gather: `dst[p·dstStride + k] = src[p·srcStride + map[k]]` for `p < pixels`, `k < count`
+/// (`dst` must not overlap `src`). Contiguous runs of `map` are copied as blocks and the interleave of two runs
+/// (`map = a, b, a+1, b+1, …`: a channel shuffle with two groups) with vector unpacks; other maps use gathers.
+void lcnn_gather_channels_nhwc(const float *src, int64_t srcStride, float *dst, int64_t dstStride, int64_t pixels,
+                               const int32_t *map, int64_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,8 @@ public final class PackedConvolution: @unchecked Sendable {
     /// The geometry the weights were packed for (the batch and input size of later calls may differ).
     public let packedGeometry: ConvGeometry
     private let storage: UnsafeMutablePointer<Float>
+    /// The packed weights (for the extensions in this file).
+    fileprivate var packedStorage: UnsafePointer<Float> { UnsafePointer(storage) }
     private let storageCount: Int
     private let groupStride: Int
     private let bias: [Float]?
@@ -88,6 +90,80 @@ public final class PackedConvolution: @unchecked Sendable {
         }
     }
 
+    /// Whether `forward(input:output:outputRowStride:…)` runs `g` without a full-size temporary: dense and grouped
+    /// convolutions on the GEMM path write their tiles straight to the strided rows, those on the direct kernel
+    /// through a row tile that is still in cache. Depthwise convolutions are not supported.
+    public static func supportsOutputRowStride(_ g: ConvGeometry) -> Bool { !g.isDepthwise }
+
+    /// `activation(conv(input) + bias + residual)` written to NHWC rows of `outputRowStride ≥ outputChannels` floats:
+    /// output pixel `p`, channel `c` goes to `output[p · outputRowStride + c]` (a channel slice of a wider NHWC tensor,
+    /// such as a channel Concat's output at the slice's first channel); the other floats of each row are untouched.
+    /// `residual` (optional) is contiguous NHWC shaped like the convolution's output. Not for depthwise geometries.
+    public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, outputRowStride: Int,
+                        geometry g: ConvGeometry, activation: FusedActivation, residual: UnsafePointer<Float>?) {
+        if outputRowStride == g.outputChannels {
+            forward(input: input, output: output, geometry: g, activation: activation, residual: residual)
+            return
+        }
+        precondition(outputRowStride > g.outputChannels && Self.supportsOutputRowStride(g),
+                     "PackedConvolution: row stride \(outputRowStride) for \(g)")
+        var same = g
+        same.batch = packedGeometry.batch
+        same.inputHeight = packedGeometry.inputHeight
+        same.inputWidth = packedGeometry.inputWidth
+        precondition(same == packedGeometry, "PackedConvolution: packed for \(packedGeometry), called with \(g)")
+        if g.batch == 0 || g.outputHeight <= 0 || g.outputWidth <= 0 { return }
+        if let bias {
+            bias.withUnsafeBufferPointer { runStrided(input, output, outputRowStride, g, activation, $0.baseAddress!, residual) }
+        } else {
+            runStrided(input, output, outputRowStride, g, activation, nil, residual)
+        }
+    }
+
+    private func runStrided(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ ldo: Int,
+                            _ g: ConvGeometry, _ activation: FusedActivation, _ bias: UnsafePointer<Float>?,
+                            _ residual: UnsafePointer<Float>?) {
+        let cg = CGeometry(g)
+        let act = activation.rawValue
+        let pool = WorkerPool.shared
+        let oc = g.outputChannels, ow = g.outputWidth
+        if Self.usesDirectKernel(g) {
+            // The direct kernel writes contiguous rows: compute a few output rows into a small buffer, copy them out.
+            let rows = g.batch * g.outputHeight
+            let chunk = max(1, min(rows, 8192 / max(1, ow * oc)))
+            pool.parallelRanges(rows, minimumChunk: max(chunk, 1024 / max(1, ow))) { r in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * ow * oc)
+                defer { scratch.deallocate() }
+                var row = r.lowerBound
+                while row < r.upperBound {
+                    let end = min(r.upperBound, row + chunk)
+                    // Rows are addressed from the tensor's start: shift the scratch so row `row` lands at its start.
+                    lcnn_conv2d_direct_rows(cg.pointer, input, storage, bias, residual, act, scratch - row * ow * oc,
+                                            Int64(row), Int64(end))
+                    for p in 0..<((end - row) * ow) {
+                        (output + (row * ow + p) * ldo).update(from: scratch + p * oc, count: oc)
+                    }
+                    row = end
+                }
+            }
+            return
+        }
+        let pixels = g.batch * g.outputHeight * g.outputWidth
+        let k = g.kernelHeight * g.kernelWidth * g.inputChannelsPerGroup
+        let tile = GemmConvolution.tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise, threads: pool.threadCount)
+        let tiles = (pixels + tile - 1) / tile
+        if splitsByChannels(g, tiles: tiles) {
+            runByChannels(input, output, ldo, g, act, bias, residual, tile: tile, tiles: tiles)
+            return
+        }
+        let stride = groupStride
+        pool.parallelFor(tiles) { t in
+            let p0 = t * tile, count = min(tile, pixels - p0)
+            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(stride), bias, residual, act, output, Int64(ldo),
+                                        Int64(p0), Int64(count))
+        }
+    }
+
     private func run(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
                      _ activation: FusedActivation, _ bias: UnsafePointer<Float>?, _ residual: UnsafePointer<Float>?) {
         let cg = CGeometry(g)
@@ -124,11 +200,43 @@ public final class PackedConvolution: @unchecked Sendable {
         let tile = GemmConvolution.tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise,
                                               threads: pool.threadCount)
         let tiles = (pixels + tile - 1) / tile
+        if splitsByChannels(g, tiles: tiles) {
+            runByChannels(input, output, g.outputChannels, g, act, bias, residual, tile: tile, tiles: tiles)
+            return
+        }
         let stride = groupStride
         pool.parallelFor(tiles) { t in
             let p0 = t * tile, count = min(tile, pixels - p0)
             lcnn_conv2d_forward_tile_residual(cg.pointer, input, storage, Int64(stride), bias, residual, act, output,
                                               Int64(p0), Int64(count))
+        }
+    }
+}
+
+extension PackedConvolution {
+    /// Whether a pointwise product has too few pixel tiles to keep every thread busy (a classifier at batch 1, a 7×7
+    /// map), so that its output channels are split over the threads too.
+    fileprivate func splitsByChannels(_ g: ConvGeometry, tiles: Int) -> Bool {
+        let threads = WorkerPool.shared.threadCount
+        return threads > 1 && g.isPointwise && g.groups == 1 && tiles < 2 * threads && g.outputChannels > 16
+    }
+
+    /// Runs pixel tiles × channel blocks (whole 16-channel panels) over the pool.
+    fileprivate func runByChannels(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ ldo: Int,
+                                   _ g: ConvGeometry, _ act: Int32, _ bias: UnsafePointer<Float>?,
+                                   _ residual: UnsafePointer<Float>?, tile: Int, tiles: Int) {
+        let cg = CGeometry(g)
+        let pool = WorkerPool.shared
+        let pixels = g.batch * g.outputHeight * g.outputWidth, oc = g.outputChannels
+        let panels = (oc + 15) / 16
+        let blocks = min(panels, (2 * pool.threadCount + tiles - 1) / tiles)
+        let weights = packedStorage
+        pool.parallelFor(tiles * blocks) { item in
+            let (t, b) = (item / blocks, item % blocks)
+            let p0 = t * tile, count = min(tile, pixels - p0)
+            let c0 = panels * b / blocks * 16, c1 = min(oc, panels * (b + 1) / blocks * 16)
+            lcnn_conv2d_forward_pointwise_cols(cg.pointer, input, weights, bias, residual, act, output, Int64(ldo),
+                                               Int64(p0), Int64(count), Int64(c0), Int64(c1 - c0))
         }
     }
 }

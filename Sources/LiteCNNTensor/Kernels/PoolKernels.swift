@@ -94,3 +94,13 @@ public enum PoolKernels {
         }
     }
 }
+
+extension PoolKernels {
+    /// NHWC channel gather over `pixels` positions: `dst[p · dstStride + k] = src[p · srcStride + map[k]]` for
+    /// `k < map.count` — a channel shuffle, a channel slice or a Concat's part, in one pass (`dst` must not overlap
+    /// `src`). Runs single-threaded; callers split the pixels.
+    public static func gatherChannels(src: UnsafePointer<Float>, srcStride: Int, dst: UnsafeMutablePointer<Float>,
+                                      dstStride: Int, pixels: Int, map: UnsafePointer<Int32>, count: Int) {
+        lcnn_gather_channels_nhwc(src, Int64(srcStride), dst, Int64(dstStride), Int64(pixels), map, Int64(count))
+    }
+}

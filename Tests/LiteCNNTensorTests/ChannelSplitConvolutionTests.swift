@@ -1,0 +1,67 @@
+import LiteCNNTensor
+import XCTest
+
+/// Pointwise convolutions with few pixels (a classifier at batch 1, a 7×7 map) split their output channels over the
+/// threads; every split must equal the naive reference, with bias, residual, activations and a strided output.
+final class ChannelSplitConvolutionTests: XCTestCase {
+    override func tearDown() {
+        WorkerPool.shared.threadCount = WorkerPool.shared.maximumThreads
+    }
+
+    private func check(pixels: (batch: Int, h: Int, w: Int), cin: Int, cout: Int, threads: Int, seed: UInt64) {
+        WorkerPool.shared.threadCount = threads
+        let g = ConvGeometry(batch: pixels.batch, inputHeight: pixels.h, inputWidth: pixels.w, inputChannels: cin,
+                             outputChannels: cout, kernelHeight: 1, kernelWidth: 1)
+        let x = randomFloats(g.inputShape.reduce(1, *), seed: seed, range: -2...2)
+        let w = randomFloats(g.weightShape.reduce(1, *), seed: seed + 1)
+        let bias = randomFloats(cout, seed: seed + 2)
+        let count = g.outputShape.reduce(1, *)
+        let residual = randomFloats(count, seed: seed + 3, range: -3...3)
+        var plain = [Float](repeating: 0, count: count)
+        ReferenceKernels.conv2dForward(input: x, weight: w, bias: bias, output: &plain, geometry: g)
+        let packed = PackedConvolution(weight: w, bias: bias, geometry: g)
+        let label = "\(pixels) \(cin)→\(cout) threads \(threads)"
+        forEachInstructionSet { level in
+            for activation in [FusedActivation.none, .relu, .hardSwish] {
+                for useResidual in [false, true] {
+                    let want = (0..<count).map { activation.apply(plain[$0] + (useResidual ? residual[$0] : 0)) }
+                    var y = [Float](repeating: .nan, count: count)
+                    residual.withUnsafeBufferPointer { r in
+                        packed.forward(input: x, output: &y, geometry: g, activation: activation,
+                                       residual: useResidual ? r.baseAddress : nil)
+                    }
+                    assertClose(y, want, depth: cin, "\(label) \(activation) residual \(useResidual) level \(level)")
+                }
+            }
+            // Into a channel slice of a wider tensor: the other channels stay untouched.
+            let pad = 5, ldo = cout + pad
+            let rows = count / cout
+            var wide = [Float](repeating: -7, count: rows * ldo)
+            wide.withUnsafeMutableBufferPointer { out in
+                packed.forward(input: x, output: out.baseAddress!, outputRowStride: ldo, geometry: g, activation: .relu,
+                               residual: nil)
+            }
+            var inside = [Float](), untouched = true
+            for r in 0..<rows {
+                inside += wide[(r * ldo)..<(r * ldo + cout)]
+                untouched = untouched && wide[(r * ldo + cout)..<((r + 1) * ldo)].allSatisfy { $0 == -7 }
+            }
+            assertClose(inside, plain.map { max($0, 0) }, depth: cin, "\(label) strided level \(level)")
+            XCTAssertTrue(untouched, "\(label): channels outside the slice were written")
+        }
+    }
+
+    func testClassifierAtBatchOne() {
+        for threads in [1, 2] {
+            check(pixels: (1, 1, 1), cin: 300, cout: 1000, threads: threads, seed: 10)  // two KC blocks, 63 panels
+            check(pixels: (1, 1, 1), cin: 7, cout: 37, threads: threads, seed: 20)     // 3 panels, ragged last
+            check(pixels: (1, 1, 1), cin: 16, cout: 17, threads: threads, seed: 30)    // 2 panels: one each
+        }
+    }
+
+    func testFewPixelsManyChannels() {
+        check(pixels: (1, 7, 7), cin: 64, cout: 203, threads: 2, seed: 40)   // one pixel tile of 49 rows
+        check(pixels: (3, 1, 1), cin: 129, cout: 100, threads: 2, seed: 50)  // batch 3 classifier
+        check(pixels: (2, 3, 5), cin: 33, cout: 48, threads: 2, seed: 60)
+    }
+}
