@@ -146,7 +146,7 @@ final class PlanBuilder {
 
     func constantSlot(_ v: ConstValue, key: String) -> Int {
         if let s = constantSlots[key] { return s }
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, v.count))
+        let p = allocateCacheAligned(floats: v.count)
         if v.count > 0 { v.floats.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: v.count) } }
         plan.constantStorage.append(p)
         slots.append(Slot(count: v.count, constant: p))
@@ -426,7 +426,7 @@ final class PlanBuilder {
             for r in byDef[step] ?? [] { offsets[r] = take(size(r)) }
             for r in byEnd[step] ?? [] { give(offsets[r], size(r)) }
         }
-        let arena = UnsafeMutablePointer<Float>.allocate(capacity: max(1, top))
+        let arena = allocateCacheAligned(floats: top)
         plan.arena = arena
         plan.peakActivationBytes = top * MemoryLayout<Float>.size
         plan.frame.pointers.deallocate()

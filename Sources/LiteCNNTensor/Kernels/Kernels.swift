@@ -197,3 +197,12 @@ final class CGeometry: @unchecked Sendable {
 
     deinit { pointer.deallocate() }
 }
+
+/// Uninitialized memory for `count` floats aligned to a 64-byte cache line, for buffers the kernels stream through
+/// (packed weights, activation arenas). `allocate(capacity:)` guarantees only 16 bytes, and where a large block lands
+/// depends on the allocator's history; a buffer 16 bytes off a line splits every other 32-byte load (and every
+/// 64-byte AVX-512 load) across two cache lines. Free with `deallocate()`.
+public func allocateCacheAligned(floats count: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
+        .bindMemory(to: Float.self, capacity: max(1, count))
+}

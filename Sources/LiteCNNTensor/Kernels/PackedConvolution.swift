@@ -34,12 +34,12 @@ public final class PackedConvolution: @unchecked Sendable {
             groupStride = 0
             let cg = CGeometry(g)
             storageCount = max(1, Int(lcnn_conv2d_direct_packed_count(cg.pointer)))
-            storage = .allocate(capacity: storageCount)
+            storage = allocateCacheAligned(floats: storageCount)
             lcnn_conv2d_direct_pack(cg.pointer, weight, storage)
         } else if g.isDepthwise {
             groupStride = 0
             storageCount = taps * g.outputChannels
-            storage = .allocate(capacity: storageCount)
+            storage = allocateCacheAligned(floats: storageCount)
             for oc in 0..<g.outputChannels { for t in 0..<taps { storage[t * g.outputChannels + oc] = weight[oc * taps + t] } }
         } else {
             let (icg, ocg) = (g.inputChannelsPerGroup, g.outputChannelsPerGroup)
@@ -50,7 +50,7 @@ public final class PackedConvolution: @unchecked Sendable {
             let source = reordered.map { UnsafePointer($0) } ?? weight
             groupStride = Int(lcnn_packed_b_count(Int64(k), Int64(ocg)))
             storageCount = max(1, groupStride * g.groups)
-            storage = .allocate(capacity: storageCount)
+            storage = allocateCacheAligned(floats: storageCount)
             for group in 0..<g.groups {
                 lcnn_pack_b(1, Int64(k), Int64(ocg), source + group * ocg * k, Int64(k), storage + group * groupStride)
             }

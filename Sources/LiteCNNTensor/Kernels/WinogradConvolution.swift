@@ -47,7 +47,7 @@ public final class WinogradConvolution: @unchecked Sendable {
         self.activation = activation
         self.bias = bias.map { Array(UnsafeBufferPointer(start: $0, count: outputChannels)) }
         let count = Int(lcnn_winograd_packed_count(Int64(inputChannels), Int64(outputChannels)))
-        packed = .allocate(capacity: max(1, count))
+        packed = allocateCacheAligned(floats: count)
         lcnn_winograd_pack_weights(Int64(inputChannels), Int64(outputChannels), weights, packed)
     }
 
