@@ -324,18 +324,21 @@ static void direct_avx2_6x16(int64_t k, const float *a, int64_t lda, int64_t mr,
         c30 = _mm256_add_ps(c30, v0); c31 = _mm256_add_ps(c31, v1); c40 = _mm256_add_ps(c40, v0);
         c41 = _mm256_add_ps(c41, v1); c50 = _mm256_add_ps(c50, v0); c51 = _mm256_add_ps(c51, v1);
     }
-    if (nr >= 16 && !residual && act == LCNN_ACT_RELU) {
-        // The common case (full tile, ReLU) without per-row branches.
-        const __m256 z = _mm256_setzero_ps();
-        float *r = c;
+    if (nr >= 16 && !residual && act <= LCNN_ACT_RELU6) {
+        // The common case (full tile; no activation, ReLU or ReLU6 as a clamp) without per-row branches.
+        // No activation stores the sums as they are (a NaN stays NaN); ReLU/ReLU6 clamp as `lcnn_avx2_activate` does.
+        const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(act == LCNN_ACT_RELU6 ? 6.0f : INFINITY);
+        const int clamp = act != LCNN_ACT_NONE;
+#define LCNN_CLAMP(v) (clamp ? _mm256_min_ps(_mm256_max_ps(v, lo), hi) : (v))
         switch (mr) {
-        default: _mm256_storeu_ps(c + 5 * ldc, _mm256_max_ps(c50, z)); _mm256_storeu_ps(c + 5 * ldc + 8, _mm256_max_ps(c51, z)); // fallthrough
-        case 5: _mm256_storeu_ps(c + 4 * ldc, _mm256_max_ps(c40, z)); _mm256_storeu_ps(c + 4 * ldc + 8, _mm256_max_ps(c41, z)); // fallthrough
-        case 4: _mm256_storeu_ps(c + 3 * ldc, _mm256_max_ps(c30, z)); _mm256_storeu_ps(c + 3 * ldc + 8, _mm256_max_ps(c31, z)); // fallthrough
-        case 3: _mm256_storeu_ps(c + 2 * ldc, _mm256_max_ps(c20, z)); _mm256_storeu_ps(c + 2 * ldc + 8, _mm256_max_ps(c21, z)); // fallthrough
-        case 2: _mm256_storeu_ps(c + 1 * ldc, _mm256_max_ps(c10, z)); _mm256_storeu_ps(c + 1 * ldc + 8, _mm256_max_ps(c11, z)); // fallthrough
-        case 1: _mm256_storeu_ps(r, _mm256_max_ps(c00, z)); _mm256_storeu_ps(r + 8, _mm256_max_ps(c01, z));
+        default: _mm256_storeu_ps(c + 5 * ldc, LCNN_CLAMP(c50)); _mm256_storeu_ps(c + 5 * ldc + 8, LCNN_CLAMP(c51)); // fallthrough
+        case 5: _mm256_storeu_ps(c + 4 * ldc, LCNN_CLAMP(c40)); _mm256_storeu_ps(c + 4 * ldc + 8, LCNN_CLAMP(c41)); // fallthrough
+        case 4: _mm256_storeu_ps(c + 3 * ldc, LCNN_CLAMP(c30)); _mm256_storeu_ps(c + 3 * ldc + 8, LCNN_CLAMP(c31)); // fallthrough
+        case 3: _mm256_storeu_ps(c + 2 * ldc, LCNN_CLAMP(c20)); _mm256_storeu_ps(c + 2 * ldc + 8, LCNN_CLAMP(c21)); // fallthrough
+        case 2: _mm256_storeu_ps(c + 1 * ldc, LCNN_CLAMP(c10)); _mm256_storeu_ps(c + 1 * ldc + 8, LCNN_CLAMP(c11)); // fallthrough
+        case 1: _mm256_storeu_ps(c, LCNN_CLAMP(c00)); _mm256_storeu_ps(c + 8, LCNN_CLAMP(c01));
         }
+#undef LCNN_CLAMP
         return;
     }
     const __m256i m0 = lcnn_avx2_lane_mask(nr < 8 ? nr : 8), m1 = lcnn_avx2_lane_mask(nr > 8 ? (nr < 16 ? nr - 8 : 8) : 0);

@@ -71,11 +71,7 @@ public final class PackedConvolution: @unchecked Sendable {
     /// `output` itself. For depthwise convolutions the residual is added in a second pass before the activation.
     public func forward(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, geometry g: ConvGeometry,
                         activation: FusedActivation, residual: UnsafePointer<Float>?) {
-        var same = g
-        same.batch = packedGeometry.batch
-        same.inputHeight = packedGeometry.inputHeight
-        same.inputWidth = packedGeometry.inputWidth
-        precondition(same == packedGeometry, "PackedConvolution: packed for \(packedGeometry), called with \(g)")
+        checkGeometry(g)
         if g.batch == 0 || g.outputHeight <= 0 || g.outputWidth <= 0 { return }
         if g.isDepthwise, let residual {
             // Depthwise kernels have no residual epilogue: convolve, then add and activate in one sweep.
@@ -88,6 +84,15 @@ public final class PackedConvolution: @unchecked Sendable {
         } else {
             run(input, output, g, activation, nil, residual)
         }
+    }
+
+    /// Traps unless `g` is the packed geometry up to batch and spatial size (a programming error, not bad input).
+    private func checkGeometry(_ g: ConvGeometry) {
+        var same = g
+        same.batch = packedGeometry.batch
+        same.inputHeight = packedGeometry.inputHeight
+        same.inputWidth = packedGeometry.inputWidth
+        precondition(same == packedGeometry, "PackedConvolution: packed for \(packedGeometry), called with \(g)")
     }
 
     /// Whether `forward(input:output:outputRowStride:…)` runs `g` without a full-size temporary: dense and grouped
@@ -107,11 +112,7 @@ public final class PackedConvolution: @unchecked Sendable {
         }
         precondition(outputRowStride > g.outputChannels && Self.supportsOutputRowStride(g),
                      "PackedConvolution: row stride \(outputRowStride) for \(g)")
-        var same = g
-        same.batch = packedGeometry.batch
-        same.inputHeight = packedGeometry.inputHeight
-        same.inputWidth = packedGeometry.inputWidth
-        precondition(same == packedGeometry, "PackedConvolution: packed for \(packedGeometry), called with \(g)")
+        checkGeometry(g)
         if g.batch == 0 || g.outputHeight <= 0 || g.outputWidth <= 0 { return }
         if let bias {
             bias.withUnsafeBufferPointer { runStrided(input, output, outputRowStride, g, activation, $0.baseAddress!, residual) }
