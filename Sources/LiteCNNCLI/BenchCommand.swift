@@ -52,6 +52,10 @@ struct BenchCommand: ParsableCommand {
     static let splittingNames: [String: InferenceOptions.BatchSplitting] = [
         "auto": .automatic, "never": .never, "per-image": .perImage, "per-thread": .perThread,
     ]
+    static let splittingDescriptions = [
+        "never": "whole: every operator split over the threads", "per-image": "one lane per thread, one image at a time",
+        "per-thread": "one lane per thread, one sub-batch each",
+    ]
 
     @Flag(help: "Also time every step of the plan and print where the time goes: totals per operator kind and the slowest steps (in --json: \"profile\"). The profile runs the whole batch as one plan, whatever --batch-splitting chose.")
     var profile = false
@@ -178,7 +182,7 @@ struct BenchCommand: ParsableCommand {
             ["model", report.model],
             ["input", ModelSummary.shapeText(shape) + " NCHW"],
             ["threads", String(report.threads)],
-            ["batch", "\(batch)" + (batch > 1 ? " (\(wayName == "never" ? "whole: every operator split over the threads" : wayName == "per-image" ? "one lane per thread, one image at a time" : "one lane per thread, one sub-batch each"))" : "")],
+            ["batch", "\(batch)" + (batch > 1 ? " (\(Self.splittingDescriptions[wayName] ?? wayName))" : "")],
             ["load + plan", ms(report.loadMS) + " (read \(ms(report.parseMS)), compile \(ms(report.compileMS)), plan \(ms(report.planMS)))"],
             ["first inference", ms(report.firstInferenceMS) + " (from start)"],
             ["median", ms(report.medianMS) + " (\(runs) runs after \(warmup) warm-up)"],

@@ -164,6 +164,19 @@ public final class InferenceEngine: @unchecked Sendable {
         }
     }
 
+    /// Lanes (one per thread) for a whole-batch `shape`.
+    private func laneCount(_ shape: [Int]) -> Int { min(max(1, WorkerPool.shared.threadCount), shape[0]) }
+
+    /// The sub-batch sizes `way` plans for a whole-batch `shape` (per thread, shares differ by at most one image).
+    private func subBatchSizes(_ way: InferenceOptions.BatchSplitting, _ shape: [Int]) -> Set<Int> {
+        let (batch, lanes) = (shape[0], laneCount(shape))
+        switch way {
+        case .never, .automatic: return []
+        case .perImage: return [1]
+        case .perThread: return [batch / lanes, (batch + lanes - 1) / lanes]
+        }
+    }
+
     /// The lane plans for sub-batches of `size` images of a whole-batch `shape`, `lanes` of them.
     private func lanePlans(_ shape: [Int], size: Int, lanes: Int) throws -> [Plan] {
         var sub = shape
@@ -304,29 +317,16 @@ public final class InferenceEngine: @unchecked Sendable {
         trialRuns[shape] = nil
         if best != way {
             release(way, of: shape)
-            let batch = shape[0], lanes = min(max(1, WorkerPool.shared.threadCount), batch)
-            switch best {
-            case .never, .automatic: _ = try? plan(for: shape)
-            case .perImage: _ = try? lanePlans(shape, size: 1, lanes: lanes)
-            case .perThread:
-                for size in Set([batch / lanes, (batch + lanes - 1) / lanes]) { _ = try? lanePlans(shape, size: size, lanes: lanes) }
-            }
+            if best == .never { _ = try? plan(for: shape) }
+            for size in subBatchSizes(best, shape) { _ = try? lanePlans(shape, size: size, lanes: laneCount(shape)) }
         }
         if best != .never { plans[shape] = nil }
     }
 
     /// Frees the plans (and arenas) that `way` uses for the whole-batch `shape`; they are rebuilt if needed again.
     private func release(_ way: InferenceOptions.BatchSplitting, of shape: [Int]) {
-        let batch = shape[0], lanes = min(max(1, WorkerPool.shared.threadCount), batch)
-        let sizes: Set<Int>
-        switch way {
-        case .never, .automatic:
-            plans[shape] = nil
-            return
-        case .perImage: sizes = [1]
-        case .perThread: sizes = [batch / lanes, (batch + lanes - 1) / lanes]
-        }
-        for size in sizes {
+        if way == .never { plans[shape] = nil }
+        for size in subBatchSizes(way, shape) {
             var sub = shape
             sub[0] = size
             lanePlans[sub] = nil
@@ -339,11 +339,11 @@ public final class InferenceEngine: @unchecked Sendable {
     private func executeSplit(_ input: Tensor, logical: [Int], way: InferenceOptions.BatchSplitting, inputIsNHWC: Bool,
                               outputNHWC: Bool, selection: [Int]) throws -> Tensor {
         let batch = logical[0]
-        let lanes = min(max(1, WorkerPool.shared.threadCount), batch)
+        let lanes = laneCount(logical)
         let images = (0..<lanes).map { (batch * $0 / lanes)..<(batch * ($0 + 1) / lanes) }
         // Plans first (on this thread): per image one size; per thread at most two sizes (shares differ by one).
         var sizes: [Int: [Plan]] = [:]
-        for size in Set(images.map { way == .perImage ? 1 : $0.count }) where size > 0 {
+        for size in subBatchSizes(way, logical) where size > 0 {
             sizes[size] = try lanePlans(logical, size: size, lanes: lanes)
         }
         let plansBySize = sizes
@@ -428,21 +428,9 @@ public final class InferenceEngine: @unchecked Sendable {
             return Tensor(shape: c.shape, scalars: c.floats, layout: c.shape.count == 4 ? .nchw : .plain)
         case .shuffle: preconditionFailure("unresolved channel shuffle at the output")
         case let .activation(a):
-            let src = UnsafePointer(plan.frame[a.slot])
-            if a.shape.count != 4 {
-                return Tensor(shape: a.shape, scalars: Array(UnsafeBufferPointer(start: src, count: a.count)), layout: .plain)
-            }
-            let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
-            let ls = a.logicalStrides
-            if nhwc {
-                return Tensor(shape: [n, h, w, c], layout: .nhwc) { out in
-                    stridedCopy(dims: [n, h, w, c], src: src, srcStrides: [ls[0], ls[2], ls[3], ls[1]], dst: out.baseAddress!,
-                                dstStrides: [h * w * c, w * c, c, 1])
-                }
-            }
-            return Tensor(shape: a.shape, layout: .nchw) { out in
-                stridedCopy(dims: a.shape, src: src, srcStrides: ls, dst: out.baseAddress!, dstStrides: contiguousStrides(a.shape))
-            }
+            let shape = a.shape.count == 4 && nhwc ? [a.shape[0], a.shape[2], a.shape[3], a.shape[1]] : a.shape
+            let layout: Tensor.Layout = a.shape.count == 4 ? (nhwc ? .nhwc : .nchw) : .plain
+            return Tensor(shape: shape, layout: layout) { out in Self.store(a, plan: plan, nhwc: nhwc, into: out.baseAddress!) }
         }
     }
 }

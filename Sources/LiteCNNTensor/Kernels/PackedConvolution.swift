@@ -20,8 +20,6 @@ public final class PackedConvolution: @unchecked Sendable {
     /// The geometry the weights were packed for (the batch and input size of later calls may differ).
     public let packedGeometry: ConvGeometry
     private let storage: UnsafeMutablePointer<Float>
-    /// The packed weights (for the extensions in this file).
-    fileprivate var packedStorage: UnsafePointer<Float> { UnsafePointer(storage) }
     private let storageCount: Int
     private let groupStride: Int
     private let bias: [Float]?
@@ -149,20 +147,7 @@ public final class PackedConvolution: @unchecked Sendable {
             }
             return
         }
-        let pixels = g.batch * g.outputHeight * g.outputWidth
-        let k = g.kernelHeight * g.kernelWidth * g.inputChannelsPerGroup
-        let tile = GemmConvolution.tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise, threads: pool.threadCount)
-        let tiles = (pixels + tile - 1) / tile
-        if splitsByChannels(g, tiles: tiles) {
-            runByChannels(input, output, ldo, g, act, bias, residual, tile: tile, tiles: tiles)
-            return
-        }
-        let stride = groupStride
-        pool.parallelFor(tiles) { t in
-            let p0 = t * tile, count = min(tile, pixels - p0)
-            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(stride), bias, residual, act, output, Int64(ldo),
-                                        Int64(p0), Int64(count))
-        }
+        runGemm(input, output, ldo, g, act, bias, residual)
     }
 
     private func run(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
@@ -196,25 +181,34 @@ public final class PackedConvolution: @unchecked Sendable {
             }
             return
         }
+        runGemm(input, output, g.outputChannels, g, act, bias, residual)
+    }
+}
+
+extension PackedConvolution {
+    /// The im2col/pointwise GEMM path, output rows `ldo ≥ outputChannels` floats apart: pixel tiles over the threads,
+    /// and output channels too when there are too few tiles.
+    fileprivate func runGemm(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ ldo: Int,
+                             _ g: ConvGeometry, _ act: Int32, _ bias: UnsafePointer<Float>?,
+                             _ residual: UnsafePointer<Float>?) {
+        let cg = CGeometry(g)
+        let pool = WorkerPool.shared
         let pixels = g.batch * g.outputHeight * g.outputWidth
         let k = g.kernelHeight * g.kernelWidth * g.inputChannelsPerGroup
-        let tile = GemmConvolution.tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise,
-                                              threads: pool.threadCount)
+        let tile = GemmConvolution.tilePixels(pixels: pixels, k: k, pointwise: g.isPointwise, threads: pool.threadCount)
         let tiles = (pixels + tile - 1) / tile
         if splitsByChannels(g, tiles: tiles) {
-            runByChannels(input, output, g.outputChannels, g, act, bias, residual, tile: tile, tiles: tiles)
+            runByChannels(input, output, ldo, g, act, bias, residual, tile: tile, tiles: tiles)
             return
         }
         let stride = groupStride
         pool.parallelFor(tiles) { t in
             let p0 = t * tile, count = min(tile, pixels - p0)
-            lcnn_conv2d_forward_tile_residual(cg.pointer, input, storage, Int64(stride), bias, residual, act, output,
-                                              Int64(p0), Int64(count))
+            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(stride), bias, residual, act, output, Int64(ldo),
+                                        Int64(p0), Int64(count))
         }
     }
-}
 
-extension PackedConvolution {
     /// Whether a pointwise product has too few pixel tiles to keep every thread busy (a classifier at batch 1, a 7×7
     /// map), so that its output channels are split over the threads too.
     fileprivate func splitsByChannels(_ g: ConvGeometry, tiles: Int) -> Bool {
@@ -231,7 +225,7 @@ extension PackedConvolution {
         let pixels = g.batch * g.outputHeight * g.outputWidth, oc = g.outputChannels
         let panels = (oc + 15) / 16
         let blocks = min(panels, (2 * pool.threadCount + tiles - 1) / tiles)
-        let weights = packedStorage
+        let weights = UnsafePointer(storage)
         pool.parallelFor(tiles * blocks) { item in
             let (t, b) = (item / blocks, item % blocks)
             let p0 = t * tile, count = min(tile, pixels - p0)
