@@ -1,5 +1,5 @@
-// Direct convolution for a small reduction depth K = kh·kw·icg with one group: network stems (3 input channels,
-// 3×3 to 7×7) and 1×1 convolutions with few input channels (SqueezeNet's expand layers).
+// Direct convolution for a small reduction depth K = kh·kw·icg with one group and a spatial kernel: network stems
+// (1–4 input channels, 3×3 to 7×7) and small non-square kernels. 1×1 convolutions take the GEMM path instead.
 //
 // im2col + GEMM spends most of its time copying when K is this small (the micro-kernel's loop runs K times per 6×16
 // tile, between two copies of the patch matrix). Here each output pixel gathers its K-value patch once (zeros

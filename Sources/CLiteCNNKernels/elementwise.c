@@ -173,3 +173,68 @@ void lcnn_gather_channels_nhwc(const float *src, int64_t srcStride, float *dst, 
 #endif
     gather_scalar(src, srcStride, dst, dstStride, pixels, map, count);
 }
+
+// MARK: Layout transpose (NCHW ↔ NHWC)
+
+/// Blocked scalar transpose of rows `[i0, i1)` × columns `[j0, j1)`: 32×32 blocks so both sides stay in L1.
+static void transpose_scalar(const float *src, int64_t lds, float *dst, int64_t ldd, int64_t i0, int64_t i1,
+                             int64_t j0, int64_t j1) {
+    for (int64_t ib = i0; ib < i1; ib += 32) {
+        int64_t ie = ib + 32 < i1 ? ib + 32 : i1;
+        for (int64_t jb = j0; jb < j1; jb += 32) {
+            int64_t je = jb + 32 < j1 ? jb + 32 : j1;
+            for (int64_t j = jb; j < je; j++)
+                for (int64_t i = ib; i < ie; i++) dst[j * ldd + i] = src[i * lds + j];
+        }
+    }
+}
+
+#if LCNN_X86
+/// 8×8 tiles transposed in registers (unpack, shuffle, 128-bit permute); the edges that do not fill a tile go
+/// through the scalar blocks.
+LCNN_TARGET_AVX2 static void transpose_avx2(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst,
+                                            int64_t ldd) {
+    const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+    for (int64_t ib = 0; ib < r8; ib += 64) {
+        int64_t ie = ib + 64 < r8 ? ib + 64 : r8;
+        for (int64_t jb = 0; jb < c8; jb += 64) {
+            int64_t je = jb + 64 < c8 ? jb + 64 : c8;
+            for (int64_t i = ib; i < ie; i += 8)
+                for (int64_t j = jb; j < je; j += 8) {
+                    const float *s = src + i * lds + j;
+                    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
+                           r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds),
+                           r5 = _mm256_loadu_ps(s + 5 * lds), r6 = _mm256_loadu_ps(s + 6 * lds),
+                           r7 = _mm256_loadu_ps(s + 7 * lds);
+                    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                    float *d = dst + j * ldd + i;
+                    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+                    _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+                    _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+                    _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+                    _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+                    _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+                    _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+                    _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+                }
+        }
+    }
+    transpose_scalar(src, lds, dst, ldd, 0, r8, c8, cols);
+    transpose_scalar(src, lds, dst, ldd, r8, rows, 0, cols);
+}
+#endif
+
+void lcnn_transpose_2d(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst, int64_t ldd) {
+    if (rows <= 0 || cols <= 0) return;
+#if LCNN_X86
+    if (lcnn_isa_level() >= 1 && rows >= 8 && cols >= 8) { transpose_avx2(src, rows, cols, lds, dst, ldd); return; }
+#endif
+    transpose_scalar(src, lds, dst, ldd, 0, rows, 0, cols);
+}

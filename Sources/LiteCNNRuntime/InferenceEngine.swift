@@ -398,13 +398,23 @@ public final class InferenceEngine: @unchecked Sendable {
         let dst = plan.frame[inAct.slot]
         if inAct.nhwc == inputIsNHWC || !(inAct.shape.count == 4) || inAct.layoutFree {
             dst.update(from: p, count: inAct.count)
-        } else if inputIsNHWC {
-            let (n, c, h, w) = (logical[0], logical[1], logical[2], logical[3])
-            stridedCopy(dims: [n, c, h, w], src: p, srcStrides: [h * w * c, 1, w * c, c], dst: dst, dstStrides: [c * h * w, h * w, w, 1])
         } else {
-            let (n, c, h, w) = (logical[0], logical[1], logical[2], logical[3])
-            stridedCopy(dims: [n, h, w, c], src: p, srcStrides: [c * h * w, w, 1, h * w], dst: dst, dstStrides: [h * w * c, w * c, c, 1])
+            let (n, c, hw) = (logical[0], logical[1], logical[2] * logical[3])
+            // NHWC → NCHW transposes each image's [H·W, C] matrix; NCHW → NHWC its [C, H·W] matrix.
+            let (rows, cols) = inputIsNHWC ? (hw, c) : (c, hw)
+            Self.transposeImages(n, rows: rows, cols: cols, src: p, imageStride: c * hw, lds: cols, dst: dst, ldd: rows)
         }
+    }
+
+    /// `images` matrices `[rows, cols]` (row stride `lds`, `imageStride` floats apart) transposed into contiguous
+    /// `[cols, rows]` matrices (row stride `ldd`): the NCHW ↔ NHWC conversion at a plan's input and outputs.
+    private static func transposeImages(_ images: Int, rows: Int, cols: Int, src: UnsafePointer<Float>, imageStride: Int,
+                                        lds: Int, dst: UnsafeMutablePointer<Float>, ldd: Int) {
+        let body = { (i: Int) in
+            Kernels.transpose(src: src + i * imageStride, rows: rows, cols: cols, srcRowStride: lds, dst: dst + i * rows * cols,
+                              dstRowStride: ldd)
+        }
+        if images > 1 && rows * cols >= 16_384 { WorkerPool.shared.parallelFor(images, body) } else { (0..<images).forEach(body) }
     }
 
     /// Copies activation `a` of `plan` out in ONNX logical order (NCHW, or NHWC when `nhwc`, for 4-D; plain
@@ -414,6 +424,13 @@ public final class InferenceEngine: @unchecked Sendable {
         if a.shape.count != 4 { out.update(from: src, count: a.count); return }
         let (n, c, h, w) = (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
         let ls = a.logicalStrides
+        if ls[2] == w * ls[3] && (ls[1] == 1 || ls[3] == 1) && nhwc == (ls[1] != 1) {
+            // Channels-last data to NCHW, or channel planes to NHWC: one transpose per image.
+            let (rows, cols) = ls[1] == 1 ? (h * w, c) : (c, h * w)
+            transposeImages(n, rows: rows, cols: cols, src: src, imageStride: ls[0], lds: ls[1] == 1 ? ls[3] : ls[1],
+                            dst: out, ldd: rows)
+            return
+        }
         if nhwc {
             stridedCopy(dims: [n, h, w, c], src: src, srcStrides: [ls[0], ls[2], ls[3], ls[1]], dst: out,
                         dstStrides: [h * w * c, w * c, c, 1])

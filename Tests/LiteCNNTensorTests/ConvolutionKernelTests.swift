@@ -47,7 +47,7 @@ final class ConvolutionKernelTests: XCTestCase {
     }
 
     /// The direct kernel (one group, small K): stems with 1–4 input channels up to 7×7 with stride, padding and dilation,
-    /// narrow 1×1s, odd output channel counts (masked tails), odd widths (a lone last pixel), with residual and every
+    /// small non-square kernels, odd output channel counts (masked tails), odd widths (a lone last pixel), with residual and every
     /// activation.
     func testDirectKernelStemsAndNarrowPointwise() {
         let cases: [ConvGeometry] = [
@@ -55,8 +55,8 @@ final class ConvolutionKernelTests: XCTestCase {
             geometry(2, 13, 13, 3, 7, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3)),
             geometry(1, 8, 7, 1, 17, k: (5, 5), d: (2, 2), pad: (2, 1, 0, 3)),
             geometry(1, 5, 5, 4, 64, k: (3, 3)),
-            geometry(2, 6, 5, 16, 40, k: (1, 1)),
-            geometry(1, 3, 7, 32, 9, k: (1, 1)),
+            geometry(2, 6, 5, 8, 40, k: (3, 1), pad: (1, 0, 1, 0)),
+            geometry(1, 3, 7, 8, 9, k: (2, 2), s: (1, 2)),
         ]
         let activations: [FusedActivation] = [.none, .relu, .relu6, .hardSwish, .sigmoid, .hardSigmoid, .silu]
         for (i, g) in cases.enumerated() {
@@ -83,6 +83,7 @@ final class ConvolutionKernelTests: XCTestCase {
         }
         XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 64, 64, k: (3, 3))))
         XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 8, 8, k: (3, 3), groups: 2)))
+        XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 16, 64, k: (1, 1))), "narrow 1×1s take the GEMM")
     }
 
     func testPointwise() {

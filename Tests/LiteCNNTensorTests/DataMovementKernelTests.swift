@@ -1,8 +1,8 @@
 import LiteCNNTensor
 import XCTest
 
-/// The data-movement kernels of the runtime (channel gather, strided convolution output, blocked max pooling) against
-/// naive loops, at every instruction-set level.
+/// The data-movement kernels of the runtime (channel gather, layout transpose, strided convolution output, blocked max
+/// pooling) against naive loops, at every instruction-set level.
 final class DataMovementKernelTests: XCTestCase {
     func testGatherChannelsAgainstNaive() {
         let srcC = 23, pixels = 37
@@ -28,6 +28,26 @@ final class DataMovementKernelTests: XCTestCase {
                                                pixels: pixels, map: m.baseAddress ?? UnsafePointer(bitPattern: 4)!, count: map.count)
                 } } }
                 XCTAssertEqual(got, want, "\(name) level \(level)")
+            }
+        }
+    }
+
+    /// Transposes of every size class: tiny (scalar only), RGB planes (3 rows), whole 8×8 tiles, tiles with ragged
+    /// edges on both sides, and padded row strides on both sides; floats outside the destination stay untouched.
+    func testTransposeAgainstNaive() {
+        for (rows, cols) in [(1, 1), (3, 50), (50, 3), (8, 8), (16, 64), (13, 29), (67, 9), (9, 131)] {
+            for (lds, ldd) in [(cols, rows), (cols + 5, rows + 3)] {
+                let src = randomFloats(rows * lds, seed: UInt64(rows * 1000 + cols))
+                var want = [Float](repeating: -7, count: cols * ldd + 4)
+                for i in 0..<rows { for j in 0..<cols { want[j * ldd + i] = src[i * lds + j] } }
+                forEachInstructionSet { level in
+                    var got = [Float](repeating: -7, count: cols * ldd + 4)
+                    src.withUnsafeBufferPointer { s in got.withUnsafeMutableBufferPointer { d in
+                        Kernels.transpose(src: s.baseAddress!, rows: rows, cols: cols, srcRowStride: lds,
+                                          dst: d.baseAddress!, dstRowStride: ldd)
+                    } }
+                    XCTAssertEqual(got, want, "\(rows)×\(cols) lds \(lds) ldd \(ldd) level \(level)")
+                }
             }
         }
     }

@@ -194,6 +194,11 @@ void lcnn_conv2d_forward_pointwise_cols(const lcnn_conv_geom *g, const float *in
                                         const float *bias, const float *residual, int act, float *output,
                                         int64_t ldo, int64_t pix0, int64_t npix, int64_t col0, int64_t ncols);
 
+/// Matrix transpose: `dst[j·ldd + i] = src[i·lds + j]` for `i < rows`, `j < cols` (`dst` must not overlap `src`).
+/// One image's NCHW → NHWC is `rows = C`, `cols = H·W`, `lds = H·W`, `ldd = C` (NHWC → NCHW the reverse; `lds` may
+/// exceed C for a channel view). 8×8 register tiles on AVX2, 32×32 scalar blocks otherwise and at the edges.
+void lcnn_transpose_2d(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst, int64_t ldd);
+
 /// NHWC channel gather: `dst[p·dstStride + k] = src[p·srcStride + map[k]]` for `p < pixels`, `k < count`
 /// (`dst` must not overlap `src`). Contiguous runs of `map` are copied as blocks and the interleave of two runs
 /// (`map = a, b, a+1, b+1, …`: a channel shuffle with two groups) with vector unpacks; other maps use gathers.

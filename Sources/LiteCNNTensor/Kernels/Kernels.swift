@@ -136,6 +136,13 @@ public enum Kernels {
         }
     }
 
+    /// Matrix transpose `dst[j · dstRowStride + i] = src[i · srcRowStride + j]` for `i < rows`, `j < cols` (`dst` must
+    /// not overlap `src`), in 8×8 register tiles: one image's NCHW → NHWC is `rows = C`, `cols = H·W`. Single-threaded.
+    public static func transpose(src: UnsafePointer<Float>, rows: Int, cols: Int, srcRowStride: Int,
+                                 dst: UnsafeMutablePointer<Float>, dstRowStride: Int) {
+        lcnn_transpose_2d(src, Int64(rows), Int64(cols), Int64(srcRowStride), dst, Int64(dstRowStride))
+    }
+
     /// `dst[i] = activation(a[i] + b[i])` for `i < count`, vectorized (`dst` may equal `a` or `b`); split over the
     /// pool above 64 K elements. A residual connection followed by its activation.
     public static func addActivate(_ activation: FusedActivation, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
