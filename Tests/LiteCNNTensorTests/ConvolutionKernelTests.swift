@@ -47,9 +47,9 @@ final class ConvolutionKernelTests: XCTestCase {
     }
 
     /// The direct kernel (one group, small K): stems with 1–4 input channels up to 7×7 with stride, padding and dilation,
-    /// small non-square kernels, odd output channel counts (masked tails), odd widths (a lone last pixel), with residual and every
-    /// activation.
-    func testDirectKernelStemsAndNarrowPointwise() {
+    /// small non-square kernels, odd output channel counts (masked tails), odd widths (a lone last pixel), with residual
+    /// and every activation.
+    func testDirectKernelStemsAndSmallKernels() {
         let cases: [ConvGeometry] = [
             geometry(1, 9, 11, 3, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)),
             geometry(2, 13, 13, 3, 7, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3)),

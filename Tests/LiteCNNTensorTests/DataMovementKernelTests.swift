@@ -53,14 +53,15 @@ final class DataMovementKernelTests: XCTestCase {
     }
 
     func testStridedConvolutionOutputMatchesContiguous() {
-        // GEMM 1×1, GEMM 3×3 with padding, grouped, and the direct kernel (few input channels), with and without residual.
+        // GEMM 1×1, GEMM 3×3 with padding, grouped, and the direct kernel (a 3-channel stem), with and without residual.
         let geometries = [
             ConvGeometry(batch: 2, inputHeight: 5, inputWidth: 7, inputChannels: 37, outputChannels: 13, kernelHeight: 1, kernelWidth: 1),
             ConvGeometry(batch: 1, inputHeight: 6, inputWidth: 5, inputChannels: 9, outputChannels: 11, kernelHeight: 3, kernelWidth: 3,
                          padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
             ConvGeometry(batch: 2, inputHeight: 4, inputWidth: 3, inputChannels: 12, outputChannels: 9, kernelHeight: 1, kernelWidth: 1,
                          groups: 3),
-            ConvGeometry(batch: 2, inputHeight: 7, inputWidth: 9, inputChannels: 3, outputChannels: 17, kernelHeight: 1, kernelWidth: 1),
+            ConvGeometry(batch: 2, inputHeight: 7, inputWidth: 9, inputChannels: 3, outputChannels: 17, kernelHeight: 3, kernelWidth: 3,
+                         strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
         ]
         for (index, g) in geometries.enumerated() {
             let x = randomFloats(g.inputShape.reduce(1, *), seed: UInt64(300 + index))
@@ -69,6 +70,7 @@ final class DataMovementKernelTests: XCTestCase {
             let pixels = g.batch * g.outputHeight * g.outputWidth, oc = g.outputChannels
             let residual = randomFloats(pixels * oc, seed: UInt64(600 + index))
             XCTAssertTrue(PackedConvolution.supportsOutputRowStride(g))
+            if index == geometries.count - 1 { XCTAssertTrue(PackedConvolution.usesDirectKernel(g), "\(g)") }
             forEachInstructionSet { level in
                 let packed = PackedConvolution(weight: w, bias: b, geometry: g)
                 for useResidual in [false, true] {
