@@ -1,5 +1,9 @@
 #include "litecnn_kernels.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 void lcnn_cpu_relax(void) { _mm_pause(); }
@@ -30,4 +34,17 @@ int lcnn_isa_level(void) {
 int lcnn_set_isa_level(int level) {
     forced_level = level;
     return lcnn_isa_level();
+}
+
+int lcnn_advise_huge_pages(void *pointer, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t start = ((uintptr_t)pointer + huge - 1) & ~(huge - 1);
+    uintptr_t end = ((uintptr_t)pointer + bytes) & ~(huge - 1);
+    if (end <= start) return -1;
+    return madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)pointer; (void)bytes;
+    return -1;
+#endif
 }

@@ -16,7 +16,7 @@
 // ran 20–70.
 #include "internal.h"
 
-enum { MR = 6, PW = 16, KC = 256, MC = 144, NC = 1024 };
+enum { MR = 6, PW = 16, KC = LCNN_GEMM_KC, MC = 144, NC = 1024 };
 
 // MARK: - Scratch
 
@@ -54,11 +54,9 @@ static void pack_b_block(int transB, int64_t kc, int64_t nc, const float *b, int
                 }
             }
         } else {
+            // panel[p][j] = B[q + j][p]: a w × kc transpose (8×8 register tiles).
             if (w < PW) memset(panel, 0, (size_t)(kc * PW) * sizeof(float));
-            for (int64_t j = 0; j < w; j++) {
-                const float *src = b + (q + j) * ldb;
-                for (int64_t p = 0; p < kc; p++) panel[p * PW + j] = src[p];
-            }
+            lcnn_transpose_2d(b + q * ldb, w, kc, ldb, panel, PW);
         }
     }
 }

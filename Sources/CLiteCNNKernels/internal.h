@@ -137,6 +137,9 @@ void lcnn_gemm_core_sub(int transA, int64_t m, int64_t n, int64_t k, float alpha
                         int64_t panelOffset, float beta, float *c, int64_t ldc, const float *bias,
                         const float *residual, int64_t ldr, int act);
 
+/// Depth of one block of the packed B layout (`lcnn_pack_b`): rows k of B are packed in blocks of this many.
+#define LCNN_GEMM_KC 256
+
 /// The per-thread single-threaded GEMM core: op(B) either packed (`packedB != NULL`) or read from b/ldb/transB.
 void lcnn_gemm_core(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                     int transB, const float *b, int64_t ldb, const float *packedB,

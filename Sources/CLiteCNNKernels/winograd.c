@@ -18,33 +18,78 @@ static int64_t wino_round8(int64_t x) { return (x + WCB - 1) / WCB * WCB; }
 
 int64_t lcnn_winograd_packed_count(int64_t ic, int64_t oc) { return 36 * lcnn_packed_b_count(ic, oc); }
 
-void lcnn_winograd_pack_weights(int64_t ic, int64_t oc, const float *weight, float *packed) {
-    static const double G[6][3] = {
-        {1.0 / 4, 0, 0},
-        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-        {1.0 / 24, 1.0 / 12, 1.0 / 6},
-        {1.0 / 24, -1.0 / 12, 1.0 / 6},
-        {0, 0, 1},
-    };
-    int64_t stride = lcnn_packed_b_count(ic, oc);
-    float *u = (float *)malloc((size_t)(36 * (ic * oc > 0 ? ic * oc : 1)) * sizeof(float));
-    if (!u) abort();
-    // Input channel outer, output channel inner: the 36 transformed taps of consecutive `o` land side by side in `u`.
-    for (int64_t c = 0; c < ic; c++) {
-        for (int64_t o = 0; o < oc; o++) {
-            const float *g = weight + (o * ic + c) * 9;
-            double tmp[6][3];  // G·g
-            for (int r = 0; r < 6; r++)
-                for (int b = 0; b < 3; b++) tmp[r][b] = G[r][0] * g[b] + G[r][1] * g[3 + b] + G[r][2] * g[6 + b];
-            for (int r = 0; r < 6; r++)
-                for (int s = 0; s < 6; s++)
-                    u[(r * 6 + s) * ic * oc + c * oc + o] =
-                        (float)(tmp[r][0] * G[s][0] + tmp[r][1] * G[s][1] + tmp[r][2] * G[s][2]);
+/// U = G·g·Gᵀ for the 16 output channels `o0 … o0+15` of input channel `c`, stored straight into the packed
+/// layout of the 36 matrices (`lcnn_pack_b`: element (k, n) of a `[ic, oc]` matrix at
+/// `(k/KC)·KC·stride + (n/16)·kc·16 + (k mod KC)·16 + n mod 16`, where kc is the depth of k's KC block).
+/// The 16 lanes are one panel row, so every store is 16 contiguous floats; lanes past `oc` are zero.
+LCNN_INLINE void wino_pack_panel_body(int64_t ic, int64_t oc, const float *weight, float *packed, int64_t c,
+                                      int64_t o0) {
+    enum { L = 16 };
+    const float g6 = 1.0f / 6, g12 = 1.0f / 12, g24 = 1.0f / 24;
+    float g[9][L], t[6][3][L];
+    for (int l = 0; l < L; l++) {
+        const float *src = o0 + l < oc ? weight + ((o0 + l) * ic + c) * 9 : NULL;
+        for (int k = 0; k < 9; k++) g[k][l] = src ? src[k] : 0;
+    }
+    // t = G·g (rows of G: [1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6],
+    // [1/24, -1/12, 1/6], [0, 0, 1]).
+    for (int b = 0; b < 3; b++) {
+        for (int l = 0; l < L; l++) {
+            float x0 = g[b][l], x1 = g[3 + b][l], x2 = g[6 + b][l];
+            t[0][b][l] = 0.25f * x0;
+            t[1][b][l] = -g6 * (x0 + x1 + x2);
+            t[2][b][l] = -g6 * (x0 - x1 + x2);
+            t[3][b][l] = g24 * x0 + g12 * x1 + g6 * x2;
+            t[4][b][l] = g24 * x0 - g12 * x1 + g6 * x2;
+            t[5][b][l] = x2;
         }
     }
-    for (int xi = 0; xi < 36; xi++) lcnn_pack_b(0, ic, oc, u + xi * ic * oc, oc, packed + xi * stride);
-    free(u);
+    int64_t stride = (oc + L - 1) / L * L, plane = stride * ic;
+    int64_t pc = c / LCNN_GEMM_KC * LCNN_GEMM_KC;
+    int64_t kc = ic - pc < LCNN_GEMM_KC ? ic - pc : LCNN_GEMM_KC;
+    float *dst = packed + pc * stride + (o0 / L) * kc * L + (c - pc) * L;
+    // U = t·Gᵀ, row by row.
+    for (int r = 0; r < 6; r++) {
+        float *u0 = dst + (r * 6) * plane;
+        for (int l = 0; l < L; l++) {
+            float x0 = t[r][0][l], x1 = t[r][1][l], x2 = t[r][2][l];
+            u0[l] = 0.25f * x0;
+            u0[plane + l] = -g6 * (x0 + x1 + x2);
+            u0[2 * plane + l] = -g6 * (x0 - x1 + x2);
+            u0[3 * plane + l] = g24 * x0 + g12 * x1 + g6 * x2;
+            u0[4 * plane + l] = g24 * x0 - g12 * x1 + g6 * x2;
+            u0[5 * plane + l] = x2;
+        }
+    }
+}
+
+static void wino_pack_portable(int64_t ic, int64_t oc, const float *weight, float *packed) {
+    for (int64_t o0 = 0; o0 < oc; o0 += 16)
+        for (int64_t c = 0; c < ic; c++) wino_pack_panel_body(ic, oc, weight, packed, c, o0);
+}
+
+#if LCNN_X86
+LCNN_TARGET_AVX2
+static void wino_pack_avx2(int64_t ic, int64_t oc, const float *weight, float *packed) {
+    for (int64_t o0 = 0; o0 < oc; o0 += 16)
+        for (int64_t c = 0; c < ic; c++) wino_pack_panel_body(ic, oc, weight, packed, c, o0);
+}
+
+LCNN_TARGET_AVX512
+static void wino_pack_avx512(int64_t ic, int64_t oc, const float *weight, float *packed) {
+    for (int64_t o0 = 0; o0 < oc; o0 += 16)
+        for (int64_t c = 0; c < ic; c++) wino_pack_panel_body(ic, oc, weight, packed, c, o0);
+}
+#endif
+
+void lcnn_winograd_pack_weights(int64_t ic, int64_t oc, const float *weight, float *packed) {
+    if (ic <= 0 || oc <= 0) return;
+#if LCNN_X86
+    int level = lcnn_isa_level();
+    if (level >= 2) { wino_pack_avx512(ic, oc, weight, packed); return; }
+    if (level >= 1) { wino_pack_avx2(ic, oc, weight, packed); return; }
+#endif
+    wino_pack_portable(ic, oc, weight, packed);
 }
 
 /// Bᵀ·x over six 8-lane rows `x[i·step]` into `y[i·ystep]`.

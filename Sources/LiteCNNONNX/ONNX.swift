@@ -35,7 +35,7 @@ public enum ONNXFile {
     public static func load(contentsOf url: URL) throws -> Graph {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
+            data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             throw ONNXError(source: url.path, "cannot read the file: \(error.localizedDescription)")
         }
@@ -122,8 +122,17 @@ public struct ONNXError: Error, CustomStringConvertible, Equatable {
 extension ONNXFile {
     private static func decode(_ data: Data, source: String, directory: URL?) throws -> Graph {
         let model: Onnx_ModelProto
+        let split: ONNXWire.Split
+        var initializers: [(proto: Onnx_TensorProto, rawData: Data?)] = []
         do {
-            model = try Onnx_ModelProto(serializedBytes: data)
+            split = try ONNXWire.split(data)
+            model = try Onnx_ModelProto(serializedBytes: split.model)
+            initializers.reserveCapacity(split.initializers.count)
+            for t in split.initializers {
+                initializers.append((try Onnx_TensorProto(serializedBytes: t.tensorWithoutRawData), t.rawData))
+            }
+        } catch let error as ONNXWire.Malformed {
+            throw ONNXError(source: source, "not a valid ONNX protobuf (\(data.count) bytes): at offset \(error.offset): \(error.message)")
         } catch {
             throw ONNXError(source: source, "not a valid ONNX protobuf (\(data.count) bytes): \(error)")
         }
@@ -146,12 +155,12 @@ extension ONNXFile {
         var graph = Graph(name: g.name, opsetVersion: opset)
         for entry in model.metadataProps { graph.metadata[entry.key] = entry.value }
 
-        for t in g.initializer {
+        for (t, rawData) in initializers {
             guard !t.name.isEmpty else { throw ONNXError(source: source, "an initializer has no name") }
             guard graph.initializers[t.name] == nil else {
                 throw ONNXError(source: source, "initializer '\(t.name)' is defined twice")
             }
-            graph.initializers[t.name] = try reader.constant(t, what: "initializer '\(t.name)'")
+            graph.initializers[t.name] = try reader.constant(t, rawData: rawData, what: "initializer '\(t.name)'")
         }
         var inputNames = Set<String>()
         for vi in g.input where graph.initializers[vi.name] == nil {

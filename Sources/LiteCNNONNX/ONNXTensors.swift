@@ -31,7 +31,9 @@ struct TensorReader {
         }
     }
 
-    mutating func constant(_ t: Onnx_TensorProto, what: String) throws -> Constant {
+    /// The constant of `t`. `rawData` is `raw_data` when the caller took it out of the message (`ONNXWire`); when nil,
+    /// `t.rawData` is used.
+    mutating func constant(_ t: Onnx_TensorProto, rawData: Data? = nil, what: String) throws -> Constant {
         var shape: [Int] = []
         var count = 1
         for d in t.dims {
@@ -47,11 +49,11 @@ struct TensorReader {
         let bytes: Data?
         if t.hasDataLocation && t.dataLocation == .external {
             bytes = try external(t, what: what, expected: count * size)
-        } else if t.hasRawData {
-            guard t.rawData.count == count * size else {
-                throw fail(what, "raw_data holds \(t.rawData.count) bytes, dims \(t.dims) of \(type) need \(count * size)")
+        } else if let raw = rawData ?? (t.hasRawData ? t.rawData : nil) {
+            guard raw.count == count * size else {
+                throw fail(what, "raw_data holds \(raw.count) bytes, dims \(t.dims) of \(type) need \(count * size)")
             }
-            bytes = t.rawData
+            bytes = raw
         } else {
             bytes = nil
         }

@@ -45,6 +45,7 @@ public struct Tensor: Sendable, Equatable {
         self.shape = shape
         self.layout = layout ?? (shape.count == 4 ? .nhwc : .plain)
         self.scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
             initializer(buffer)
             initialized = count
         }

@@ -122,6 +122,42 @@ final class ONNXFileTests: XCTestCase {
         XCTAssertEqual(g.inputs.map(\.name), ["input"])
     }
 
+    // MARK: Wire format
+
+    /// Initializers are read by a wire-format walk outside swift-protobuf (to take raw_data without copying it); the
+    /// protobuf semantics it must keep: fields in any order, a message field given twice merges, unknown fields skip.
+    func testInitializersKeepProtobufSemanticsInAnyFieldOrder() throws {
+        func varint(_ v: Int) -> Data {
+            var bytes: [UInt8] = [], v = UInt64(v)
+            repeat { bytes.append(UInt8(v & 0x7f) | (v >= 0x80 ? 0x80 : 0)); v >>= 7 } while v != 0
+            return Data(bytes)
+        }
+        func field(_ number: Int, _ payload: Data) -> Data { varint(number << 3 | 2) + varint(payload.count) + payload }
+
+        let graph = Self.smallGraph()
+        var m = try Self.model(graph)
+        let initializers = m.graph.initializer
+        m.graph.initializer = []
+        let graphWithoutInitializers = try m.graph.serializedBytes() as Data
+        m.clearGraph()
+        // raw_data first, then the other fields, then an unknown field (number 99, varint).
+        var tensors = Data()
+        for var t in initializers {
+            let raw = t.rawData
+            t.clearRawData()
+            tensors += field(5, field(9, raw) + (try t.serializedBytes() as Data) + varint(99 << 3) + varint(7))
+        }
+        // The graph split in two occurrences of ModelProto.graph, initializers first: they merge.
+        let bytes = field(7, tensors) + (try m.serializedBytes() as Data) + field(7, graphWithoutInitializers)
+        assertSameGraph(try ONNXFile.parse(bytes, source: "reordered.onnx"), graph, "reordered fields")
+
+        // A wire type ONNX never uses (3, a group) is an error that gives its offset.
+        assertError(["bad.onnx", "offset 0", "wire type 3"]) { _ = try ONNXFile.parse(Data([0x0b]) + bytes, source: "bad.onnx") }
+        // A length past the end of an initializer's graph.
+        let cut = field(7, varint(5 << 3 | 2) + varint(1_000_000))
+        assertError(["cut.onnx", "claims 1000000 bytes"]) { _ = try ONNXFile.parse(cut, source: "cut.onnx") }
+    }
+
     // MARK: Malformed protobuf
 
     func testTruncatedFilesThrowOrParseButNeverTrap() throws {

@@ -25,6 +25,10 @@ int lcnn_isa_level(void);
 /// Forces a lower instruction-set level (for testing the fallbacks); returns the level in force.
 int lcnn_set_isa_level(int level);
 
+/// Asks the kernel to back `[pointer, pointer + bytes)` with transparent huge pages (Linux `madvise(MADV_HUGEPAGE)`;
+/// a no-op elsewhere). Returns 0 when the advice was taken. Only whole 2 MiB pages inside the range are affected.
+int lcnn_advise_huge_pages(void *pointer, size_t bytes);
+
 // MARK: - GEMM
 
 /// Activation fused into a kernel's epilogue.

@@ -251,10 +251,12 @@ enum GemmConvolution {
     /// OIHW weights reordered to `[outputChannels, kh, kw, icg]` (the NHWC patch order). Caller deallocates.
     static func patchOrderedWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry) -> UnsafeMutablePointer<Float> {
         let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(1, g.outputChannels * taps * icg))
-        for oc in 0..<g.outputChannels { for t in 0..<taps { for c in 0..<icg {
-            out[(oc * taps + t) * icg + c] = weight[(oc * icg + c) * taps + t]
-        } } }
+        let out = allocateCacheAligned(floats: g.outputChannels * taps * icg)
+        // Per output channel, the [icg, taps] block transposed to [taps, icg].
+        for oc in 0..<g.outputChannels {
+            Kernels.transpose(src: weight + oc * icg * taps, rows: icg, cols: taps, srcRowStride: taps,
+                              dst: out + oc * taps * icg, dstRowStride: icg)
+        }
         return out
     }
 
