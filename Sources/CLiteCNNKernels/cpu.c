@@ -1,5 +1,6 @@
 #include "litecnn_kernels.h"
 
+#include <stdlib.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -47,4 +48,62 @@ int lcnn_advise_huge_pages(void *pointer, size_t bytes) {
     (void)pointer; (void)bytes;
     return -1;
 #endif
+}
+
+// Every block carries a 64-byte header just below the returned pointer: where the underlying allocation starts, its
+// length (0 for a malloc'd block) and a tag that catches frees of foreign pointers.
+enum { LARGE_BLOCK = 2 << 20, HEADER = 64 };
+static const uint64_t block_tag = 0x4c434e4e424c4b31ull;  // "LCNNBLK1"
+
+typedef struct {
+    void *base;
+    size_t length;
+    uint64_t tag;
+} block_header;
+
+void *lcnn_aligned_alloc(size_t bytes) {
+    if (bytes > SIZE_MAX / 2) return NULL;
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+    if (bytes >= LARGE_BLOCK) {
+        // Map enough to place a 2 MiB-aligned start with a header page before it, then give back the slack.
+        const size_t page = 4096;
+        size_t length = bytes + LARGE_BLOCK + page;
+        void *mapped = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapped == MAP_FAILED) return NULL;
+        uintptr_t base = (uintptr_t)mapped;
+        uintptr_t start = (base + page + LARGE_BLOCK - 1) & ~((uintptr_t)LARGE_BLOCK - 1);
+        uintptr_t head = start - page;  // keep one page below `start` for the header
+        if (head > base) munmap(mapped, head - base);
+        uintptr_t end = start + ((bytes + page - 1) & ~(page - 1));
+        uintptr_t mappedEnd = base + length;
+        if (mappedEnd > end) munmap((void *)end, mappedEnd - end);
+        (void)lcnn_advise_huge_pages((void *)start, end - start);
+        block_header *h = (block_header *)(start - HEADER);
+        h->base = (void *)head;
+        h->length = end - head;
+        h->tag = block_tag;
+        return (void *)start;
+    }
+#endif
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes + HEADER) != 0) return NULL;
+    block_header *h = (block_header *)p;
+    h->base = p;
+    h->length = 0;
+    h->tag = block_tag;
+    return (char *)p + HEADER;
+}
+
+void lcnn_aligned_free(void *pointer) {
+    if (!pointer) return;
+    block_header *h = (block_header *)((char *)pointer - HEADER);
+    if (h->tag != block_tag) abort();  // not a block of lcnn_aligned_alloc: freeing it would corrupt the heap
+    h->tag = 0;
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+    if (h->length > 0) {
+        munmap(h->base, h->length);
+        return;
+    }
+#endif
+    free(h->base);
 }

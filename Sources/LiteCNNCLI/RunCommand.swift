@@ -64,7 +64,7 @@ struct RunCommand: ParsableCommand {
             }
             arguments.resolution = tensor.shape[2]
         }
-        let loaded = try arguments.load()
+        var loaded = try arguments.load()
         let expected = loaded.imageShape
         if Array(tensor.shape.dropFirst()) != expected || (loaded.fixedBatch.map { $0 != tensor.shape[0] } ?? false) {
             let batch = loaded.fixedBatch.map(String.init) ?? "N"
@@ -74,7 +74,7 @@ struct RunCommand: ParsableCommand {
 
         if let threads { WorkerPool.shared.threadCount = threads }
         let engine: InferenceEngine
-        do { engine = try InferenceEngine(graph: loaded.graph, options: InferenceOptions(threads: threads)) } catch {
+        do { engine = try InferenceEngine(graph: loaded.takeGraph(), options: InferenceOptions(threads: threads)) } catch {
             throw CommandError("\(loaded.label): cannot plan the graph: \(error)")
         }
         let result: Tensor

@@ -77,8 +77,8 @@ final class Plan: @unchecked Sendable {
     var batchSplittable = false
 
     deinit {
-        arena?.deallocate()
-        for c in constantStorage { c.deallocate() }
+        arena.map(deallocateCacheAligned)
+        for c in constantStorage { deallocateCacheAligned(c) }
     }
 }
 

@@ -48,6 +48,36 @@ final class FusedKernelTests: XCTestCase {
         }
     }
 
+    /// Large transformed weights (over 16 MiB) need 16 tiles per image; smaller ones only 16 tiles in the batch.
+    func testWinogradChoiceWeighsTransformedWeightsAgainstTilesPerImage() {
+        func geometry(_ n: Int, _ hw: Int, _ c: Int) -> ConvGeometry {
+            ConvGeometry(batch: n, inputHeight: hw, inputWidth: hw, inputChannels: c, outputChannels: c,
+                         kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        }
+        XCTAssertFalse(WinogradConvolution.isProfitable(geometry(1, 7, 512)))   // 4 tiles
+        XCTAssertFalse(WinogradConvolution.isProfitable(geometry(8, 7, 512)))   // 32 tiles, 36 MiB, 4 per image
+        XCTAssertTrue(WinogradConvolution.isProfitable(geometry(8, 14, 256)))   // 9 MiB: batch tiles suffice
+        XCTAssertTrue(WinogradConvolution.isProfitable(geometry(4, 7, 256)))    // 16 tiles in the batch
+        XCTAssertTrue(WinogradConvolution.isProfitable(geometry(1, 14, 512)))   // 16 tiles per image
+        XCTAssertFalse(WinogradConvolution.isProfitable(geometry(1, 14, 16)))   // too few channels
+    }
+
+    /// Kernel buffers below and above the 2 MiB mapping threshold: aligned, writable end to end, freed cleanly.
+    func testCacheAlignedBuffersOnBothSidesOfTheMappingThreshold() {
+        for floats in [1, 15, 1000, (2 << 20) / 4 - 17, (2 << 20) / 4, (2 << 20) / 4 + 1, 3_000_001] {
+            let p = allocateCacheAligned(floats: floats)
+            XCTAssertEqual(UInt(bitPattern: p) % 64, 0, "\(floats) floats")
+            if floats * 4 >= 2 << 20 { XCTAssertEqual(UInt(bitPattern: p) % UInt(2 << 20), 0, "\(floats) floats") }
+            for i in stride(from: 0, to: floats, by: 997) { p[i] = Float(i) }
+            p[floats - 1] = -1
+            var sum: Float = 0
+            for i in stride(from: 0, to: floats - 1, by: 997) { sum += p[i] - Float(i) }
+            XCTAssertEqual(sum, 0)
+            XCTAssertEqual(p[floats - 1], -1)
+            deallocateCacheAligned(p)
+        }
+    }
+
     func testWinogradOddShapes() {
         var seed: UInt64 = 100
         for (h, w) in [(1, 1), (2, 5), (5, 7), (7, 13), (13, 2)] {

@@ -25,6 +25,15 @@ int lcnn_isa_level(void);
 /// Forces a lower instruction-set level (for testing the fallbacks); returns the level in force.
 int lcnn_set_isa_level(int level);
 
+/// Memory for long-lived kernel buffers (packed weights, activation arenas), 64-byte aligned; free it with
+/// `lcnn_aligned_free` only. Blocks of 2 MiB and more are mapped from the system directly (2 MiB-aligned, advised for
+/// transparent huge pages) and unmapped when freed, so a freed arena or weight panel leaves the resident set at once
+/// instead of staying in malloc's heap. Returns NULL when the memory is not available.
+void *lcnn_aligned_alloc(size_t bytes);
+
+/// Frees a block of `lcnn_aligned_alloc` (NULL is ignored).
+void lcnn_aligned_free(void *pointer);
+
 /// Asks the kernel to back `[pointer, pointer + bytes)` with transparent huge pages (Linux `madvise(MADV_HUGEPAGE)`;
 /// a no-op elsewhere). Returns 0 when the advice was taken. Only whole 2 MiB pages inside the range are affected.
 int lcnn_advise_huge_pages(void *pointer, size_t bytes);

@@ -208,12 +208,19 @@ final class CGeometry: @unchecked Sendable {
 /// Uninitialized memory for `count` floats aligned to a 64-byte cache line, for buffers the kernels stream through
 /// (packed weights, activation arenas). `allocate(capacity:)` guarantees only 16 bytes, and where a large block lands
 /// depends on the allocator's history; a buffer 16 bytes off a line splits every other 32-byte load (and every
-/// 64-byte AVX-512 load) across two cache lines. Free with `deallocate()`.
+/// 64-byte AVX-512 load) across two cache lines. Free with `deallocateCacheAligned(_:)`, never `deallocate()`.
 ///
-/// Blocks of 2 MiB and more are aligned to 2 MiB and advised for transparent huge pages (Linux, where THP is in
-/// `madvise` mode, the common default). Their first touch then costs one fault per 2 MiB instead of one per 4 KiB —
-/// on a VM a fault costs about a microsecond, and faults were a third of ResNet-18's time to first inference — and a
-/// layer streaming weights or activations walks 512 times fewer TLB entries.
+/// Blocks of 2 MiB and more are mapped from the system (`lcnn_aligned_alloc`): 2 MiB-aligned, advised for transparent
+/// huge pages, and unmapped when freed. Their first touch then costs one fault per 2 MiB instead of one per 4 KiB —
+/// on a VM a fault costs about a microsecond, and faults were a third of ResNet-18's time to first inference — a layer
+/// streaming weights or activations walks 512 times fewer TLB entries, and a freed plan leaves the resident set at
+/// once instead of staying in malloc's heap.
+public func allocateCacheAligned(floats count: Int) -> UnsafeMutablePointer<Float> {
+    let bytes = max(1, count) * MemoryLayout<Float>.stride
+    guard let raw = lcnn_aligned_alloc(bytes) else { fatalError("out of memory: \(bytes) bytes for a kernel buffer") }
+    return raw.bindMemory(to: Float.self, capacity: max(1, count))
+}
+
 /// Advises transparent huge pages for the whole 2 MiB pages inside `buffer` (if any) when it has not been touched
 /// yet: a fresh allocation about to be filled, such as decoded weights. See `allocateCacheAligned(floats:)` for why;
 /// this is the same for memory that came from `malloc` unaligned.
@@ -222,10 +229,7 @@ public func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
     _ = lcnn_advise_huge_pages(base, buffer.count)
 }
 
-public func allocateCacheAligned(floats count: Int) -> UnsafeMutablePointer<Float> {
-    let bytes = max(1, count) * MemoryLayout<Float>.stride
-    let huge = 2 << 20
-    let pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= huge ? huge : 64)
-    if bytes >= huge { _ = lcnn_advise_huge_pages(pointer, bytes) }
-    return pointer.bindMemory(to: Float.self, capacity: max(1, count))
+/// Frees a buffer of `allocateCacheAligned(floats:)`.
+public func deallocateCacheAligned(_ pointer: UnsafeMutablePointer<Float>) {
+    lcnn_aligned_free(pointer)
 }

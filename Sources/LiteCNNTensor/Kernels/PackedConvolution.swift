@@ -46,7 +46,7 @@ public final class PackedConvolution: @unchecked Sendable {
             let k = taps * icg
             // 1×1 weights are already in patch order ([oc, icg]); others are reordered to (ky, kx, c) first.
             let reordered = taps == 1 ? nil : GemmConvolution.patchOrderedWeights(weight, geometry: g)
-            defer { reordered?.deallocate() }
+            defer { reordered.map(deallocateCacheAligned) }
             let source = reordered.map { UnsafePointer($0) } ?? weight
             groupStride = Int(lcnn_packed_b_count(Int64(k), Int64(ocg)))
             storageCount = max(1, groupStride * g.groups)
@@ -57,7 +57,7 @@ public final class PackedConvolution: @unchecked Sendable {
         }
     }
 
-    deinit { storage.deallocate() }
+    deinit { deallocateCacheAligned(storage) }
 
     /// `output = activation(conv(input) + bias)`, overwritten. `geometry` must match the packed one except for
     /// batch and spatial sizes.
@@ -248,7 +248,8 @@ enum GemmConvolution {
         return (tile + 5) / 6 * 6
     }
 
-    /// OIHW weights reordered to `[outputChannels, kh, kw, icg]` (the NHWC patch order). Caller deallocates.
+    /// OIHW weights reordered to `[outputChannels, kh, kw, icg]` (the NHWC patch order). Free with
+    /// `deallocateCacheAligned(_:)`.
     static func patchOrderedWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry) -> UnsafeMutablePointer<Float> {
         let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
         let out = allocateCacheAligned(floats: g.outputChannels * taps * icg)
@@ -268,7 +269,7 @@ enum GemmConvolution {
         let pixels = g.batch * g.outputHeight * g.outputWidth
         if pixels == 0 { gradInput.update(repeating: 0, count: inputCount); return }
         let reordered = patchOrderedWeights(weight, geometry: g)
-        defer { reordered.deallocate() }
+        defer { deallocateCacheAligned(reordered) }
         let stride = Int(lcnn_packed_b_count(Int64(ocg), Int64(k)))
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: max(1, stride * g.groups))
         defer { packed.deallocate() }
