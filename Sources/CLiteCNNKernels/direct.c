@@ -3,10 +3,10 @@
 //
 // im2col + GEMM spends most of its time copying when K is this small (the micro-kernel's loop runs K times per 6×16
 // tile, between two copies of the patch matrix). Here each output pixel gathers its K-value patch once (zeros
-// outside the image) and multiplies it by the weights packed `[K][ocPadded]` (tap order (ky, kx, c), output
-// channels padded to a multiple of 8), which stay in L1: per pair of pixels and block of 32 output channels,
-// K × 8 FMAs from 4 weight loads and 2 broadcasts per tap. Bias, residual and activation are applied before the
-// store, as in the GEMM epilogue.
+// outside the image; windows inside the image are read in place) and multiplies it by the weights packed
+// `[K][ocPadded]` (tap order (ky, kx, c), output channels padded to a multiple of 8): on AVX2, tiles of 6 pixels ×
+// 16 output channels, the GEMM's register tile, with each 16-channel block's weights held in L1 while a row of
+// pixels streams past. Bias, residual and activation are applied before the store, as in the GEMM epilogue.
 #include "internal.h"
 
 static int64_t direct_round8(int64_t x) { return (x + 7) / 8 * 8; }
@@ -60,51 +60,72 @@ LCNN_INLINE void direct_rows_portable(const lcnn_conv_geom *g, const float *inpu
 }
 
 #if LCNN_X86
-/// `NB` (1…4) vectors of 8 output channels from `ob`, for one or two pixels (`p1 == NULL`: one). A pixel's patch is
-/// `rows` runs of `run` contiguous floats, `stride` apart (the input itself for windows inside the image, a gathered
-/// patch with `stride == run` at the borders); weights follow the same (ky, kx, c) order.
+enum { DIRECT_TILE = 6 };
+
+/// A tile of `DIRECT_TILE` pixels × `NB` (1 or 2) vectors of 8 output channels, the GEMM's 6×16 register tile with
+/// the patch matrix read in place: twelve accumulators, and per tap 6 broadcasts and 2 weight loads for 12 FMAs.
+/// Pixel `i`'s patch is `rows` runs of `run` contiguous floats `stride` apart starting at `x[i]` (the input itself
+/// when the window lies inside the image, a gathered patch with `rows == 1` otherwise); `w` points at the block's
+/// first output channel in the weights packed `[K][ocp]`. Pixels past the row's end repeat the last one.
 LCNN_TARGET_AVX2
-LCNN_INLINE void direct_block_avx2(const int NB, int64_t rows, int64_t run, int64_t stride0, int64_t stride1,
-                                   int64_t ocp, const float *packed, int64_t ob, const float *p0, const float *p1,
-                                   __m256 acc0[4], __m256 acc1[4]) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    const float *w = packed + ob;
+LCNN_INLINE void direct_tile_avx2(const int NB, int64_t rows, int64_t run, int64_t stride, int64_t ocp,
+                                  const float *w, const float *const x[DIRECT_TILE], __m256 acc[DIRECT_TILE][2]) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t r = 0; r < rows; r++) {
-        const float *x0 = p0 + r * stride0, *x1 = p1 ? p1 + r * stride1 : NULL;
-        if (x1) {
-            for (int64_t j = 0; j < run; j++, w += ocp) {
-                __m256 u = _mm256_broadcast_ss(x0 + j), v = _mm256_broadcast_ss(x1 + j), wv;
-                wv = _mm256_loadu_ps(w); a0 = _mm256_fmadd_ps(u, wv, a0); b0 = _mm256_fmadd_ps(v, wv, b0);
-                if (NB > 1) { wv = _mm256_loadu_ps(w + 8); a1 = _mm256_fmadd_ps(u, wv, a1); b1 = _mm256_fmadd_ps(v, wv, b1); }
-                if (NB > 2) { wv = _mm256_loadu_ps(w + 16); a2 = _mm256_fmadd_ps(u, wv, a2); b2 = _mm256_fmadd_ps(v, wv, b2); }
-                if (NB > 3) { wv = _mm256_loadu_ps(w + 24); a3 = _mm256_fmadd_ps(u, wv, a3); b3 = _mm256_fmadd_ps(v, wv, b3); }
-            }
-        } else {
-            for (int64_t j = 0; j < run; j++, w += ocp) {
-                __m256 u = _mm256_broadcast_ss(x0 + j);
-                a0 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w), a0);
-                if (NB > 1) a1 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w + 8), a1);
-                if (NB > 2) a2 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w + 16), a2);
-                if (NB > 3) a3 = _mm256_fmadd_ps(u, _mm256_loadu_ps(w + 24), a3);
-            }
+        const float *x0 = x[0] + r * stride, *x1 = x[1] + r * stride, *x2 = x[2] + r * stride;
+        const float *x3 = x[3] + r * stride, *x4 = x[4] + r * stride, *x5 = x[5] + r * stride;
+        for (int64_t j = 0; j < run; j++, w += ocp) {
+            __m256 b0 = _mm256_loadu_ps(w), b1 = NB > 1 ? _mm256_loadu_ps(w + 8) : b0, u;
+            u = _mm256_broadcast_ss(x0 + j); c00 = _mm256_fmadd_ps(u, b0, c00); if (NB > 1) c01 = _mm256_fmadd_ps(u, b1, c01);
+            u = _mm256_broadcast_ss(x1 + j); c10 = _mm256_fmadd_ps(u, b0, c10); if (NB > 1) c11 = _mm256_fmadd_ps(u, b1, c11);
+            u = _mm256_broadcast_ss(x2 + j); c20 = _mm256_fmadd_ps(u, b0, c20); if (NB > 1) c21 = _mm256_fmadd_ps(u, b1, c21);
+            u = _mm256_broadcast_ss(x3 + j); c30 = _mm256_fmadd_ps(u, b0, c30); if (NB > 1) c31 = _mm256_fmadd_ps(u, b1, c31);
+            u = _mm256_broadcast_ss(x4 + j); c40 = _mm256_fmadd_ps(u, b0, c40); if (NB > 1) c41 = _mm256_fmadd_ps(u, b1, c41);
+            u = _mm256_broadcast_ss(x5 + j); c50 = _mm256_fmadd_ps(u, b0, c50); if (NB > 1) c51 = _mm256_fmadd_ps(u, b1, c51);
         }
     }
-    acc0[0] = a0; acc0[1] = a1; acc0[2] = a2; acc0[3] = a3;
-    acc1[0] = b0; acc1[1] = b1; acc1[2] = b2; acc1[3] = b3;
+    acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11; acc[2][0] = c20; acc[2][1] = c21;
+    acc[3][0] = c30; acc[3][1] = c31; acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
+}
+
+/// Stores `count` pixels of a tile (`NB` vectors of 8 channels from `ob`) with bias, residual and activation `act`
+/// (a constant where this is inlined, so the activation's switch folds away).
+LCNN_TARGET_AVX2
+LCNN_INLINE void direct_store_tile_act(const int NB, const int act, __m256 acc[DIRECT_TILE][2], int64_t count,
+                                       int64_t ob, int64_t OC, const float *bias, const float *residual, float *out) {
+    const int64_t w0 = OC - ob < 8 ? OC - ob : 8, w1 = NB > 1 ? (OC - ob - 8 < 8 ? OC - ob - 8 : 8) : 0;
+    const __m256i m0 = lcnn_avx2_lane_mask(w0), m1 = lcnn_avx2_lane_mask(w1 > 0 ? w1 : 0);
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 bias0 = bias ? _mm256_maskload_ps(bias + ob, m0) : zero;
+    const __m256 bias1 = bias && w1 > 0 ? _mm256_maskload_ps(bias + ob + 8, m1) : zero;
+    for (int64_t i = 0; i < count; i++) {
+        float *o = out + i * OC + ob;
+        const float *r = residual ? residual + i * OC + ob : NULL;
+        __m256 x = _mm256_add_ps(acc[i][0], bias0);
+        if (r) x = _mm256_add_ps(x, w0 == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, m0));
+        x = lcnn_avx2_activate(x, act);
+        if (w0 == 8) _mm256_storeu_ps(o, x); else _mm256_maskstore_ps(o, m0, x);
+        if (w1 > 0) {
+            __m256 y = _mm256_add_ps(acc[i][1], bias1);
+            if (r) y = _mm256_add_ps(y, w1 == 8 ? _mm256_loadu_ps(r + 8) : _mm256_maskload_ps(r + 8, m1));
+            y = lcnn_avx2_activate(y, act);
+            if (w1 == 8) _mm256_storeu_ps(o + 8, y); else _mm256_maskstore_ps(o + 8, m1, y);
+        }
+    }
 }
 
 LCNN_TARGET_AVX2
-LCNN_INLINE void direct_store_avx2(int NB, const __m256 acc[4], int64_t ob, int64_t OC, const float *bias,
-                                   const float *residual, int act, float *out) {
-    for (int v = 0; v < NB; v++) {
-        int64_t o = ob + 8 * v, w = OC - o < 8 ? OC - o : 8;
-        __m256i mask = lcnn_avx2_lane_mask(w);
-        __m256 x = acc[v];
-        if (bias) x = _mm256_add_ps(x, w == 8 ? _mm256_loadu_ps(bias + o) : _mm256_maskload_ps(bias + o, mask));
-        if (residual) x = _mm256_add_ps(x, w == 8 ? _mm256_loadu_ps(residual + o) : _mm256_maskload_ps(residual + o, mask));
-        x = lcnn_avx2_activate(x, act);
-        if (w == 8) _mm256_storeu_ps(out + o, x);
-        else _mm256_maskstore_ps(out + o, mask, x);
+LCNN_INLINE void direct_store_tile_avx2(const int NB, int act, __m256 acc[DIRECT_TILE][2], int64_t count, int64_t ob,
+                                        int64_t OC, const float *bias, const float *residual, float *out) {
+    switch (act) {
+    case LCNN_ACT_NONE: direct_store_tile_act(NB, LCNN_ACT_NONE, acc, count, ob, OC, bias, residual, out); return;
+    case LCNN_ACT_RELU: direct_store_tile_act(NB, LCNN_ACT_RELU, acc, count, ob, OC, bias, residual, out); return;
+    case LCNN_ACT_RELU6: direct_store_tile_act(NB, LCNN_ACT_RELU6, acc, count, ob, OC, bias, residual, out); return;
+    case LCNN_ACT_HARDSWISH:
+        direct_store_tile_act(NB, LCNN_ACT_HARDSWISH, acc, count, ob, OC, bias, residual, out);
+        return;
+    default: direct_store_tile_act(NB, act, acc, count, ob, OC, bias, residual, out); return;
     }
 }
 
@@ -114,45 +135,47 @@ LCNN_INLINE int direct_inside(const lcnn_conv_geom *g, int64_t oy, int64_t ox) {
     return iy >= 0 && ix >= 0 && iy + (g->kh - 1) * g->dh < g->ih && ix + (g->kw - 1) * g->dw < g->iw;
 }
 
+/// Rows `[row0, row1)` of output pixels (row = n·oh + oy). Per output row, blocks of 16 output channels outermost —
+/// the block's weights (K × 16 floats: 9.4 KB for a 7×7 stem over 3 channels) stay in L1 while the row's pixels
+/// stream past in tiles of six.
 LCNN_TARGET_AVX2
 static void direct_rows_avx2(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                              const float *residual, int act, float *output, int64_t row0, int64_t row1, float *patch) {
     const int64_t ocp = direct_round8(g->oc), K = g->kh * g->kw * g->ic, OC = g->oc, C = g->ic;
     // Inside the image with dilation 1, a window row (kx, c) is one contiguous run of kw·C input floats.
     const int contiguousRows = g->dw == 1;
-    float *patch1 = patch + K;
-    __m256 acc0[4], acc1[4];
+    __m256 acc[DIRECT_TILE][2];
     for (int64_t row = row0; row < row1; row++) {
         int64_t n = row / g->oh, oy = row % g->oh;
-        for (int64_t ox = 0; ox < g->ow; ox += 2) {
-            int two = ox + 1 < g->ow;
-            int64_t pixel = row * g->ow + ox;
-            const float *p0, *p1 = NULL;
-            int64_t rows = 1, run = K, s0 = K, s1 = K;
-            if (contiguousRows && direct_inside(g, oy, ox) && (!two || direct_inside(g, oy, ox + 1))) {
-                rows = g->kh;
-                run = g->kw * C;
-                s0 = s1 = g->dh * g->iw * C;
-                p0 = input + ((n * g->ih + oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * C;
-                if (two) p1 = p0 + g->sw * C;
-            } else {
-                direct_gather(g, input, n, oy, ox, patch);
-                p0 = patch;
-                if (two) { direct_gather(g, input, n, oy, ox + 1, patch1); p1 = patch1; }
-            }
-            float *out0 = output + pixel * OC, *out1 = out0 + OC;
-            const float *r0 = residual ? residual + pixel * OC : NULL, *r1 = residual ? r0 + OC : NULL;
-            for (int64_t ob = 0; ob < ocp; ob += 32) {
-                int64_t left = (ocp - ob) / 8;
-                int NB = left >= 4 ? 4 : (int)left;
-                switch (NB) {
-                case 4: direct_block_avx2(4, rows, run, s0, s1, ocp, packed, ob, p0, p1, acc0, acc1); break;
-                case 3: direct_block_avx2(3, rows, run, s0, s1, ocp, packed, ob, p0, p1, acc0, acc1); break;
-                case 2: direct_block_avx2(2, rows, run, s0, s1, ocp, packed, ob, p0, p1, acc0, acc1); break;
-                default: direct_block_avx2(1, rows, run, s0, s1, ocp, packed, ob, p0, p1, acc0, acc1); break;
+        for (int64_t ob = 0; ob < ocp; ob += 16) {
+            const int NB = ocp - ob >= 16 ? 2 : 1;
+            for (int64_t ox = 0; ox < g->ow; ox += DIRECT_TILE) {
+                int64_t count = g->ow - ox < DIRECT_TILE ? g->ow - ox : DIRECT_TILE;
+                const float *x[DIRECT_TILE];
+                int64_t rows = 1, run = K, stride = K;
+                if (contiguousRows && direct_inside(g, oy, ox) && direct_inside(g, oy, ox + count - 1)) {
+                    rows = g->kh;
+                    run = g->kw * C;
+                    stride = g->dh * g->iw * C;
+                    const float *first = input + ((n * g->ih + oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * C;
+                    for (int i = 0; i < DIRECT_TILE; i++) x[i] = first + (i < count ? i : count - 1) * g->sw * C;
+                } else {
+                    for (int i = 0; i < count; i++) {
+                        direct_gather(g, input, n, oy, ox + i, patch + i * K);
+                        x[i] = patch + i * K;
+                    }
+                    for (int64_t i = count; i < DIRECT_TILE; i++) x[i] = x[count - 1];
                 }
-                direct_store_avx2(NB, acc0, ob, OC, bias, r0, act, out0);
-                if (two) direct_store_avx2(NB, acc1, ob, OC, bias, r1, act, out1);
+                if (NB == 2) direct_tile_avx2(2, rows, run, stride, ocp, packed + ob, x, acc);
+                else direct_tile_avx2(1, rows, run, stride, ocp, packed + ob, x, acc);
+                int64_t pixel = row * g->ow + ox;
+                if (NB == 2) {
+                    direct_store_tile_avx2(2, act, acc, count, ob, OC, bias, residual ? residual + pixel * OC : NULL,
+                                           output + pixel * OC);
+                } else {
+                    direct_store_tile_avx2(1, act, acc, count, ob, OC, bias, residual ? residual + pixel * OC : NULL,
+                                           output + pixel * OC);
+                }
             }
         }
     }
@@ -162,7 +185,7 @@ static void direct_rows_avx2(const lcnn_conv_geom *g, const float *input, const 
 void lcnn_conv2d_direct_rows(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                              const float *residual, int act, float *output, int64_t row0, int64_t row1) {
     const int64_t K = g->kh * g->kw * g->ic;
-    float *patch = lcnn_scratch(LCNN_SCRATCH_COLS, 2 * K + 16);
+    float *patch = lcnn_scratch(LCNN_SCRATCH_COLS, 6 * K + 16);
 #if LCNN_X86
     if (lcnn_isa_level() >= 1) { direct_rows_avx2(g, input, packed, bias, residual, act, output, row0, row1, patch); return; }
 #endif

@@ -57,6 +57,9 @@ final class ConvolutionKernelTests: XCTestCase {
             geometry(1, 5, 5, 4, 64, k: (3, 3)),
             geometry(2, 6, 5, 8, 40, k: (3, 1), pad: (1, 0, 1, 0)),
             geometry(1, 3, 7, 8, 9, k: (2, 2), s: (1, 2)),
+            // Wide enough for whole 6-pixel tiles read in place, and partial tiles at the row's end.
+            geometry(1, 29, 41, 3, 16, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)),
+            geometry(2, 31, 37, 3, 24, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3)),
         ]
         let activations: [FusedActivation] = [.none, .relu, .relu6, .hardSwish, .sigmoid, .hardSigmoid, .silu]
         for (i, g) in cases.enumerated() {
