@@ -364,11 +364,64 @@ static void direct_avx2_6x16(int64_t k, const float *a, int64_t lda, int64_t mr,
 #undef LCNN_DIRECT_ROW
 }
 
+/// One row of C (a matrix-vector product: a classifier at batch 1) for up to 4 packed panels (64 columns) starting
+/// at `panel`: eight accumulators, so that the FMA latency is hidden with a single row of A, where the 6×16 tile would
+/// keep two busy and compute the other rows for nothing. B streams from memory once; this is bandwidth-bound.
+LCNN_TARGET_AVX2
+static void direct_avx2_1x64(int64_t k, const float *a, const float *pb, int64_t stride, int64_t panel, float *c,
+                             int64_t nr, const float *bias, const float *residual, int act) {
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    const int np = nr > 48 ? 4 : (nr > 32 ? 3 : (nr > 16 ? 2 : 1));
+    for (int64_t pc = 0; pc < k; pc += KC) {
+        int64_t kc = k - pc < KC ? k - pc : KC;
+        const float *b0 = pb + pc * stride + panel * kc * PW;
+        const float *b1 = np > 1 ? b0 + kc * PW : b0, *b2 = np > 2 ? b1 + kc * PW : b0, *b3 = np > 3 ? b2 + kc * PW : b0;
+        for (int64_t p = 0; p < kc; p++) {
+            __m256 x = _mm256_broadcast_ss(a + pc + p);
+            c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + p * PW), c0);
+            c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + p * PW + 8), c1);
+            if (np > 1) {
+                c2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + p * PW), c2);
+                c3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + p * PW + 8), c3);
+            }
+            if (np > 2) {
+                c4 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + p * PW), c4);
+                c5 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + p * PW + 8), c5);
+            }
+            if (np > 3) {
+                c6 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + p * PW), c6);
+                c7 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + p * PW + 8), c7);
+            }
+        }
+    }
+    __m256 acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int v = 0; v < 8; v++) {
+        int64_t lanes = nr - 8 * v;
+        if (lanes <= 0) break;
+        if (lanes > 8) lanes = 8;
+        __m256i mask = lcnn_avx2_lane_mask(lanes);
+        __m256 x = acc[v];
+        if (bias) x = _mm256_add_ps(x, _mm256_maskload_ps(bias + 8 * v, mask));
+        if (residual) x = _mm256_add_ps(x, _mm256_maskload_ps(residual + 8 * v, mask));
+        x = lcnn_avx2_activate(x, act);
+        if (lanes == 8) _mm256_storeu_ps(c + 8 * v, x);
+        else _mm256_maskstore_ps(c + 8 * v, mask, x);
+    }
+}
+
 /// C = act(A·B + bias + residual) for a packed B column slice, A unpacked: column blocks sized so that their
 /// packed panels (k × 16 each) stay in L2, then 6-row tiles of A (in L1 across the block's panels).
 static void gemm_direct_avx2(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packedB,
                              int64_t stride, int64_t panel0, float *c, int64_t ldc, const float *bias,
                              const float *residual, int64_t ldr, int act) {
+    if (m == 1) {
+        for (int64_t j = 0; j < n; j += 4 * PW) {
+            int64_t nr = n - j < 4 * PW ? n - j : 4 * PW;
+            direct_avx2_1x64(k, a, packedB, stride, panel0 + j / PW, c + j, nr, bias ? bias + j : NULL,
+                             residual ? residual + j : NULL, act);
+        }
+        return;
+    }
     int64_t blockPanels = (96 * 1024 / 4) / (k * PW);
     if (blockPanels < 1) blockPanels = 1;
     for (int64_t jb = 0; jb < n; jb += blockPanels * PW) {

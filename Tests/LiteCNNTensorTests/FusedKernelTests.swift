@@ -105,6 +105,8 @@ final class FusedKernelTests: XCTestCase {
         let geometries = [
             ConvGeometry(batch: 2, inputHeight: 5, inputWidth: 7, inputChannels: 17, outputChannels: 33, kernelHeight: 1, kernelWidth: 1),
             ConvGeometry(batch: 1, inputHeight: 7, inputWidth: 6, inputChannels: 300, outputChannels: 19, kernelHeight: 1, kernelWidth: 1),
+            // One pixel (a classifier at batch 1): the matrix-vector kernel, 64 columns at a time, 115 = 64 + 51.
+            ConvGeometry(batch: 1, inputHeight: 1, inputWidth: 1, inputChannels: 300, outputChannels: 115, kernelHeight: 1, kernelWidth: 1),
             ConvGeometry(batch: 1, inputHeight: 9, inputWidth: 8, inputChannels: 5, outputChannels: 12, kernelHeight: 3, kernelWidth: 3,
                          strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
             ConvGeometry(batch: 2, inputHeight: 9, inputWidth: 11, inputChannels: 24, outputChannels: 24, kernelHeight: 3, kernelWidth: 3,
