@@ -428,8 +428,15 @@ static void gemm_direct_avx2(int64_t m, int64_t n, int64_t k, const float *a, in
         int64_t je = jb + blockPanels * PW < n ? jb + blockPanels * PW : n;
         for (int64_t i = 0; i < m; i += MR) {
             int64_t mr = m - i < MR ? m - i : MR;
+            // Short reductions make this loop store-bound when C is larger than the cache: ask for the lines of the
+            // tile two steps ahead in a writable state now, so that its stores do not wait for them.
+            const int prefetchC = k <= 64 && i + 3 * MR <= m;
             for (int64_t j = jb; j < je; j += PW) {
                 int64_t nr = je - j < PW ? je - j : PW;
+                if (prefetchC) {
+                    float *ahead = c + (i + 2 * MR) * ldc + j;
+                    for (int r = 0; r < MR; r++) _mm_prefetch((const char *)(ahead + r * ldc), _MM_HINT_ET0);
+                }
                 direct_avx2_6x16(k, a + i * lda, lda, mr, packedB, stride, panel0 + j / PW, c + i * ldc + j, ldc, nr,
                                  bias ? bias + j : NULL, residual ? residual + i * ldr + j : NULL, ldr, act);
             }
