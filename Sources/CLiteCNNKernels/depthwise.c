@@ -216,6 +216,16 @@ LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const fl
     int64_t ky0 = 0, ky1 = g->kh;
     while (ky0 < ky1 && oy * g->sh - g->pt + ky0 * g->dh < 0) ky0++;
     while (ky1 > ky0 && oy * g->sh - g->pt + (ky1 - 1) * g->dh >= g->ih) ky1--;
+    // The input rows the next output row reads first (its window's new bottom rows): each 8-pixel block below
+    // prefetches their columns under it, so that a map larger than the cache streams in ahead of use.
+    int64_t next0 = 0, nextRows = 0;
+    if (oy + 1 < g->oh && g->dh == 1) {
+        int64_t last = (oy + 1) * g->sh - g->pt + g->kh - 1, first = oy * g->sh - g->pt + g->kh;
+        if (first < (oy + 1) * g->sh - g->pt) first = (oy + 1) * g->sh - g->pt;
+        if (first < 0) first = 0;
+        if (last >= g->ih) last = g->ih - 1;
+        if (last >= first) { next0 = first; nextRows = last - first + 1; }
+    }
     int64_t ox = 0;
     while (ox < g->ow) {
         if (KW && SW && dw == 1 && ox >= lo && ox < hi && hi - lo >= 8) {
@@ -231,6 +241,11 @@ LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const fl
             if (cb < C)
                 dw256_block8(base + cb, g->dh * rowStride, ky1 - ky0, wrow + cb, C, bias ? bias + cb : NULL, act,
                              out + ox * C + cb, lcnn_avx2_lane_mask(C - cb), 1, (int)KW, (int)SW);
+            for (int64_t r = 0; r < nextRows; r++) {
+                const char *p = (const char *)(image + (next0 + r) * rowStride + (ox * sw - pl) * C);
+                const int64_t bytes = 8 * sw * C * (int64_t)sizeof(float);
+                for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+            }
             ox += 8;
         } else if (ox >= lo && ox + 4 <= hi) {
             const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
