@@ -168,15 +168,21 @@ LCNN_INLINE __m256 dw256_activate(__m256 v, int act) { return lcnn_avx2_activate
 
 /// Eight consecutive output pixels × eight channels with every tap inside the image (dilation 1): each input column
 /// is loaded once per kernel row and used for every (pixel, tap) pair that reads it. `KW`, `SW` are compile-time.
+///
+/// `reverse` walks the kernel rows bottom-up. Consecutive 8-channel blocks alternate directions so that the second
+/// half of each 64-byte input line is read while the rows read last are still in L1: when C is a multiple of 128
+/// floats every pixel of a window maps to the same few L1 sets (pixels 2 KB apart, image rows a multiple of 4 KB
+/// apart), only the last ~16 lines touched survive, and reading both halves top-down loaded every line twice.
 LCNN_TARGET_AVX2
 LCNN_INLINE void dw256_block8(const float *base, int64_t rowStep, int64_t rows, const float *wrow, int64_t C,
                               const float *bias, int act, float *out, __m256i mask, const int masked,
-                              const int KW, const int SW) {
+                              const int KW, const int SW, int reverse) {
     __m256 acc[8];
     __m256 b = bias ? (masked ? _mm256_maskload_ps(bias, mask) : _mm256_loadu_ps(bias)) : _mm256_setzero_ps();
 #pragma clang loop unroll(full)
     for (int j = 0; j < 8; j++) acc[j] = b;
-    for (int64_t ky = 0; ky < rows; ky++) {
+    for (int64_t step = 0; step < rows; step++) {
+        const int64_t ky = reverse ? rows - 1 - step : step;
         const float *ip = base + ky * rowStep;
         const float *wp = wrow + ky * KW * C;
         __m256 w[KW];
@@ -237,10 +243,10 @@ LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const fl
             int64_t cb = 0;
             for (; cb + 8 <= C; cb += 8)
                 dw256_block8(base + cb, g->dh * rowStride, ky1 - ky0, wrow + cb, C, bias ? bias + cb : NULL, act,
-                             out + ox * C + cb, all, 0, (int)KW, (int)SW);
+                             out + ox * C + cb, all, 0, (int)KW, (int)SW, (int)((cb / 8) & 1));
             if (cb < C)
                 dw256_block8(base + cb, g->dh * rowStride, ky1 - ky0, wrow + cb, C, bias ? bias + cb : NULL, act,
-                             out + ox * C + cb, lcnn_avx2_lane_mask(C - cb), 1, (int)KW, (int)SW);
+                             out + ox * C + cb, lcnn_avx2_lane_mask(C - cb), 1, (int)KW, (int)SW, (int)((cb / 8) & 1));
             for (int64_t r = 0; r < nextRows; r++) {
                 const char *p = (const char *)(image + (next0 + r) * rowStride + (ox * sw - pl) * C);
                 const int64_t bytes = 8 * sw * C * (int64_t)sizeof(float);
