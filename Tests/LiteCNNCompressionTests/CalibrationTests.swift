@@ -3,8 +3,9 @@ import XCTest
 import _TestSupport
 
 final class CalibrationTests: XCTestCase {
-    /// input [N, 3, 8, 8] → Conv 3→4 → Relu (r) → Conv 4→5 (c2) → GlobalAveragePool → Flatten (f) → Gemm 5→3.
-    private func network() throws -> GraphNetwork {
+    /// input [N, 3, 8, 8] → Conv 3→4 → Relu (r) → Conv 4→5 (c2) → GlobalAveragePool → Flatten (f) → Gemm 5→3;
+    /// with `relu6`, the input first goes through PyTorch's export of ReLU6, `Clip(input, 0, 6)` (x6).
+    private func network(relu6: Bool = false) throws -> GraphNetwork {
         let conv: (String, String, String, String, Int, Int) -> Node = { name, x, w, y, _, _ in
             Node(name: name, opType: "Conv", inputs: [x, w + ".weight", w + ".bias"], outputs: [y], attributes: [
                 "kernel_shape": .ints([3, 3]), "strides": .ints([1, 1]), "pads": .ints([1, 1, 1, 1]), "group": .int(1)])
@@ -12,7 +13,8 @@ final class CalibrationTests: XCTestCase {
         let graph = Graph(
             inputs: [ValueInfo(name: "input", shape: [.symbolic("batch"), .fixed(3), .fixed(8), .fixed(8)])],
             outputs: [ValueInfo(name: "output", shape: nil)],
-            nodes: [conv("conv0", "input", "features.0", "c0", 3, 4),
+            nodes: (relu6 ? [Node(name: "relu6", opType: "Clip", inputs: ["input", "clip.min", "clip.max"], outputs: ["x6"])] : [])
+                + [conv("conv0", relu6 ? "x6" : "input", "features.0", "c0", 3, 4),
                     Node(name: "relu0", opType: "Relu", inputs: ["c0"], outputs: ["r"]),
                     conv("conv1", "r", "features.2", "c2", 4, 5),
                     Node(name: "gap", opType: "GlobalAveragePool", inputs: ["c2"], outputs: ["g"]),
@@ -24,7 +26,9 @@ final class CalibrationTests: XCTestCase {
                            "features.2.weight": .float(randomTensor([5, 4, 3, 3], seed: 3)),
                            "features.2.bias": .float(randomTensor([5], seed: 4)),
                            "fc.weight": .float(randomTensor([3, 5], seed: 5)),
-                           "fc.bias": .float(randomTensor([3], seed: 6))])
+                           "fc.bias": .float(randomTensor([3], seed: 6)),
+                           "clip.min": .float(Tensor(shape: [], scalars: [0])),
+                           "clip.max": .float(Tensor(shape: [], scalars: [6]))])
         return try GraphNetwork(graph: graph, imageShape: [3, 8, 8])
     }
 
@@ -68,6 +72,26 @@ final class CalibrationTests: XCTestCase {
         XCTAssertEqual(entropy["input"]!.lowerBound, -entropy["input"]!.upperBound, "signed data: symmetric threshold")
         XCTAssertGreaterThanOrEqual(entropy["r"]!.lowerBound, 0, "ReLU output stays non-negative")
         for (name, range) in entropy { XCTAssertTrue(range.contains(0), name) }
+    }
+
+    /// ReLU6 outputs pile up at 6 and have no outliers: entropy keeps their observed range instead of cutting the pile
+    /// (the search put MobileNet V2's near 1.5 and its top-1 fell from 51.5 % to 12.6 %). Unbounded values still get a
+    /// searched threshold.
+    func testEntropyKeepsTheRangeOfBoundedActivations() throws {
+        let net = try network(relu6: true)
+        // Like a ReLU6 output: most values small (exponential, mean 0.3), 2 % beyond the bound, so piled at 6.
+        var rng = SeededGenerator(seed: 9)
+        let data = (0..<3).map { _ in
+            Tensor(shape: [4, 8, 8, 3], scalars: (0..<768).map { _ in
+                Float.random(in: 0..<1, using: &rng) < 0.02 ? 9 : -0.3 * log(Float.random(in: 0.001..<1, using: &rng))
+            })
+        }
+        let minMax = ActivationCalibration.calibrate(net, batches: data, method: .minMax)
+        let entropy = ActivationCalibration.calibrate(net, batches: data, method: .entropy)
+        XCTAssertEqual(minMax["x6"], 0...6)
+        XCTAssertEqual(entropy["x6"], 0...6, "a Clip output keeps its range")
+        XCTAssertLessThan(entropy["input"]!.upperBound, 9, "the unbounded input is still searched and cut")
+        XCTAssertGreaterThanOrEqual(entropy["r"]!.lowerBound, 0)
     }
 
     func testEntropyThresholdOnSyntheticHistograms() {
