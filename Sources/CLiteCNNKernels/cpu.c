@@ -39,6 +39,12 @@ int lcnn_set_isa_level(int level) {
 
 int lcnn_advise_huge_pages(void *pointer, size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
+    static int enabled = -1;  // LITECNN_HUGE_PAGES=0 turns the advice off (read once)
+    if (enabled < 0) {
+        const char *setting = getenv("LITECNN_HUGE_PAGES");
+        enabled = !(setting && setting[0] == '0');
+    }
+    if (!enabled) return -1;
     const uintptr_t huge = (uintptr_t)2 << 20;
     uintptr_t start = ((uintptr_t)pointer + huge - 1) & ~(huge - 1);
     uintptr_t end = ((uintptr_t)pointer + bytes) & ~(huge - 1);
