@@ -18,7 +18,7 @@ struct OperatorsCommand: ParsableCommand {
           multibranch  1×k ‖ k×1, each to C/2, concatenated, BatchNorm (ReLU)    kernel rows and columns
           fire         squeeze 1×1 to β·C → expand 1×1 ‖ 3×3, each to C/2        from scratch
           depthwise    depthwise k×k → pointwise 1×1 to C, BatchNorm (ReLU)      rank-1 slices
-        Each is then distilled layer by layer to reproduce its unit on calibration images (the base stays frozen).
+        Each is then distilled layer by layer to reproduce its unit on calibration images (the base stays frozen),         and, with --finetune-steps, all of them are fine-tuned end to end inside the frozen base over random         configurations (`finetune` does this for an existing bank).
 
         `select` loads base + bank, picks per slot the operator that minimizes the predicted damage under a budget \
         (a multiple-choice knapsack over the output divergences the bank measured one slot at a time), switches to \
@@ -28,11 +28,12 @@ struct OperatorsCommand: ParsableCommand {
         Examples:
           litecnn train --model resnet18 --data shapes --resolution 32 --epochs 8 --out runs/r18
           litecnn operators build runs/r18 --beta 0.25,0.5 --out r18.lcb
+          litecnn operators finetune runs/r18 --bank r18.lcb --steps 600 --out r18-tuned.lcb
           litecnn operators select runs/r18 --bank r18.lcb --budget-macs 50% --json
           litecnn operators select runs/r18 --bank r18.lcb --budget-ms 1.5 --export r18-fast.onnx
           litecnn operators sweep runs/r18 --bank r18.lcb --report r18-sweep
         """,
-        subcommands: [Build.self, Select.self, Sweep.self]
+        subcommands: [Build.self, FineTune.self, Select.self, Sweep.self]
     )
 }
 
@@ -138,8 +139,9 @@ extension OperatorsCommand {
         var steps = 300
         @Option(name: .customLong("learning-rate"), help: ArgumentHelp("Adam's learning rate for distillation.", valueName: "lr"))
         var learningRate: Float = 1e-2
-        @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images for distillation.", valueName: "n"))
+        @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images for distillation and fine-tuning.", valueName: "n"))
         var calibrationImages = 512
+        @OptionGroup(title: "End-to-end fine-tuning of the operators (after distillation)") var fineTuning: FineTuningArguments
         @Option(name: .customLong("eval-images"), help: ArgumentHelp("Test images for the top-1 measurements (default: the whole test split).", valueName: "n"))
         var evalImages: Int?
         @Option(name: .customLong("latency-runs"), help: ArgumentHelp("Timed runs per latency measurement (median kept).", valueName: "n"))
@@ -158,6 +160,7 @@ extension OperatorsCommand {
             guard calibrationImages >= 2 else { throw ValidationError("--calibration-images must be at least 2") }
             guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
             guard latencyRuns >= 1 else { throw ValidationError("--latency-runs must be at least 1") }
+            try fineTuning.validate()
             if let b = beta {
                 let values = b.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
                 guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! > 0 && $0! <= 1 }) else {
@@ -182,6 +185,7 @@ extension OperatorsCommand {
             options.distillationSteps = steps
             options.learningRate = learningRate
             options.latencyRuns = latencyRuns
+            options.fineTuning = fineTuning.options(steps: fineTuning.finetuneSteps ?? 0)
             options.seed = context.configuration.seed
             progress.status("reading \(calibrationImages) calibration images")
             let calibration = try context.batches(context.data!.train, limit: calibrationImages, batchSize: 32, shuffle: true)
@@ -198,6 +202,80 @@ extension OperatorsCommand {
             bank.metadata["model"] = context.source.label
             bank.metadata["data"] = context.data!.description
             bank.metadata["built"] = ISO8601DateFormatter().string(from: Date())
+            try OperatorBankFile.write(bank, to: URL(fileURLWithPath: out))
+            progress.clear()
+            let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+            let summary = BankSummary(bank, file: out, bytes: size, seconds: Date().timeIntervalSince(start))
+            if json { say(try encodeJSON(summary)); return }
+            say(summary.table)
+        }
+    }
+
+    struct FineTune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "finetune",
+            abstract: "Fine-tune a bank's operators end to end inside the frozen base; measure them again.",
+            discussion: """
+            Layer-wise distillation trains each operator on the base's own inputs to its slot; once many slots are \
+            swapped, each operator sees what the operators before it produce and the errors add up. This stage trains \
+            all operators at once in the configurations they will serve: each step draws a configuration (every slot \
+            swapped with probability q, q uniform in --swap-share, the operator uniform among the slot's), runs a \
+            batch of calibration images and minimizes the distillation loss between its logits and the base's \
+            (temperature --temperature, soft weight --alpha, the rest cross-entropy on the labels). Only the operators' \
+            parameters change; the base's weights and every BatchNorm's statistics stay as they are. The bank's top-1 \
+            and output divergence figures are then measured again on the test split (docs/OPERATORS.md).
+            """)
+
+        @Argument(help: ArgumentHelp("The trained base the bank was built for: a run directory, a .safetensors weights file or an .onnx file.", valueName: "base"))
+        var base: String
+        @Option(help: ArgumentHelp("The bank file to fine-tune (.lcb).", valueName: "file"))
+        var bank: String
+        @OptionGroup(title: "Data (default: the run's)") var dataArguments: DataArguments
+        @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images to fine-tune on.", valueName: "n"))
+        var calibrationImages = 512
+        @Option(help: ArgumentHelp("Optimizer steps (one batch of 32 each).", valueName: "n"))
+        var steps = 600
+        @OptionGroup(title: "Fine-tuning") var fineTuning: FineTuningArguments
+        @Option(name: .customLong("eval-images"), help: ArgumentHelp("Test images for the top-1 measurements (default: the whole test split).", valueName: "n"))
+        var evalImages: Int?
+        @Option(help: ArgumentHelp("Threads (default: all cores, or LITECNN_THREADS).", valueName: "n"))
+        var threads: Int?
+        @Option(name: .shortAndLong, help: ArgumentHelp("The bank file to write (.lcb); may be --bank itself.", valueName: "file"))
+        var out: String
+        @Flag(help: "Print the bank's measurements as JSON.")
+        var json = false
+
+        func validate() throws {
+            guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+            guard calibrationImages >= 2 else { throw ValidationError("--calibration-images must be at least 2") }
+            try fineTuning.validate()
+        }
+
+        func run() throws {
+            if let threads { WorkerPool.shared.threadCount = threads }
+            let progress = TrainingProgressBar()
+            defer { progress.clear() }
+            let context = try OperatorsContext.load(base, dataArguments: dataArguments, needData: true, progress: progress)
+            var bank = try OperatorsContext.readBank(self.bank)
+            do { try bank.validate(against: context.source.graph) } catch { throw CommandError("--bank \(self.bank): \(error)") }
+            progress.status("reading \(calibrationImages) calibration images")
+            let calibration = try context.batches(context.data!.train, limit: calibrationImages, batchSize: 32, shuffle: true)
+            let evaluation = try context.evaluationBatches(limit: evalImages)
+            let start = Date()
+            var options = fineTuning.options(steps: steps)
+            options.seed = context.configuration.seed
+            do {
+                let report = try OperatorFineTuning.fineTune(&bank, base: context.source.graph, batches: calibration, options: options) {
+                    step, total, loss in progress.progress(done: step, total: total, String(format: "fine-tuning  loss %.4f", loss))
+                }
+                progress.status(String(format: "loss %.4f → %.4f in %.0f s; measuring", report.initialLoss, report.finalLoss, report.seconds))
+                let builder = try BankBuilder(base: context.source.graph, imageShape: bank.imageShape)
+                var counter = (0, 0)
+                builder.onProgress = { counter = ($0, $1) }
+                builder.onStatus = { progress.status("[\(counter.0)/\(max(counter.1, 1))] \($0)") }
+                if !evaluation.isEmpty { try builder.measureAccuracy(&bank, on: evaluation) }
+            } catch let error as CommandError { throw error } catch { throw CommandError("\(error)") }
+            bank.metadata["finetuned"] = ISO8601DateFormatter().string(from: Date())
             try OperatorBankFile.write(bank, to: URL(fileURLWithPath: out))
             progress.clear()
             let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
@@ -357,6 +435,46 @@ extension OperatorsCommand {
             if json { say(try encodeJSON(result)); return }
             say(OperatorSweep.markdown(result))
         }
+    }
+}
+
+/// The fine-tuning options of `operators build` and `operators finetune`.
+struct FineTuningArguments: ParsableArguments {
+    @Option(name: .customLong("finetune-steps"), help: ArgumentHelp("build: end-to-end fine-tuning steps after distillation (default: none).", valueName: "n"))
+    var finetuneSteps: Int?
+    @Option(name: .customLong("finetune-lr"), help: ArgumentHelp("Adam's learning rate for fine-tuning, cosine-decayed.", valueName: "lr"))
+    var learningRate: Float = OperatorFineTuningOptions().learningRate
+    @Option(help: ArgumentHelp("Distillation temperature T of the fine-tuning loss.", valueName: "T"))
+    var temperature: Float = OperatorFineTuningOptions().temperature
+    @Option(help: ArgumentHelp("Weight of the distillation term (1 − alpha weights the labels' cross-entropy).", valueName: "a"))
+    var alpha: Float = OperatorFineTuningOptions().alpha
+    @Option(name: .customLong("swap-share"), help: ArgumentHelp("Range of the share of slots swapped per step, as LOW-HIGH.", valueName: "range"))
+    var swapShare = "0.25-1"
+
+    func validate() throws {
+        if let s = finetuneSteps, s < 0 { throw ValidationError("--finetune-steps must be ≥ 0") }
+        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--finetune-lr must be positive") }
+        guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive") }
+        guard alpha >= 0, alpha <= 1 else { throw ValidationError("--alpha must be within 0…1") }
+        _ = try share()
+    }
+
+    func share() throws -> ClosedRange<Double> {
+        let parts = swapShare.split(separator: "-").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo >= 0, lo <= hi, hi <= 1 else {
+            throw ValidationError("--swap-share must be LOW-HIGH with 0 ≤ LOW ≤ HIGH ≤ 1, got '\(swapShare)'")
+        }
+        return lo...hi
+    }
+
+    func options(steps: Int) -> OperatorFineTuningOptions {
+        var o = OperatorFineTuningOptions()
+        o.steps = steps
+        o.learningRate = learningRate
+        o.temperature = temperature
+        o.alpha = alpha
+        o.swapShare = (try? share()) ?? o.swapShare
+        return o
     }
 }
 

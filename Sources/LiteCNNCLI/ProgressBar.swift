@@ -50,6 +50,22 @@ final class TrainingProgressBar {
         draw("evaluating \(done)/\(total) test images")
     }
 
+    /// Any long loop: `done` of `total`, with a text after the bar (a line every tenth when not a terminal).
+    func progress(done: Int, total: Int, _ text: String) {
+        let total = max(total, 1)
+        if isTerminal {
+            let now = monotonicSeconds()
+            guard now - lastDraw >= 0.1 || done == total else { return }
+            lastDraw = now
+            let filled = barWidth * min(done, total) / total
+            draw("[" + String(repeating: "#", count: filled) + String(repeating: ".", count: barWidth - filled) + "] \(done)/\(total)  " + text)
+        } else {
+            let every = max(1, total / 10)
+            guard done % every == 0 || done == total else { return }
+            log("\(done)/\(total)  " + text)
+        }
+    }
+
     /// A one-off status (loading, building).
     func status(_ text: String) {
         if isTerminal { draw(text) } else { log(text) }

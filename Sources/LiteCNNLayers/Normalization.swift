@@ -8,6 +8,10 @@ import LiteCNNTensor
 /// - Training: `y = γ·(x − μ_B)/√(σ²_B + ε) + β` with the biased batch variance σ²_B; the running statistics become
 ///   `(1 − momentum)·running + momentum·batch`, using the unbiased variance `σ²_B·M/(M − 1)` as PyTorch does.
 /// - Inference: the running statistics replace the batch statistics.
+/// - Frozen statistics (`freezesStatistics`, training mode): the running statistics normalize and stay as they are,
+///   as in inference, while backward still gives `dx = γ·istd·dy`, `dγ += Σ dy·x̂`, `dβ += Σ dy` with
+///   `x̂ = (x − running_mean)·istd` (PyTorch's BatchNorm in `eval()` with parameters that require gradients): for
+///   fine-tuning part of a network whose statistics must not move.
 public final class BatchNorm2D: Layer {
     public let channels: Int
     public let epsilon: Float
@@ -17,12 +21,16 @@ public final class BatchNorm2D: Layer {
     public let runningMean: Parameter
     public let runningVariance: Parameter
     public var isTraining = false
+    /// In training mode, normalize with the running statistics and leave them unchanged (see the type's documentation).
+    public var freezesStatistics = false
 
     /// Input, batch mean and 1/√(σ² + ε) of the last training forward (x̂ is recomputed in backward rather than
     /// stored: one less full-size write in forward).
     private var savedInput: Tensor?
     private var savedMean: [Float] = []
     private var savedInverseStd: [Float] = []
+    /// Whether the last training forward used the running statistics.
+    private var savedFrozen = false
 
     public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
         precondition(channels > 0, "BatchNorm2D: channel count must be positive")
@@ -47,6 +55,20 @@ public final class BatchNorm2D: Layer {
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.shape.last == channels, "BatchNorm2D(\(channels)): input \(input.shape) has the wrong channel count")
         let rows = input.count / channels
+        if isTraining && freezesStatistics {
+            var inverseStd = [Float](repeating: 0, count: channels)
+            var scale = inverseStd
+            for c in 0..<channels {
+                let std = (runningVariance.value.scalars[c] + epsilon).squareRoot()
+                inverseStd[c] = 1 / std
+                scale[c] = weight.value.scalars[c] / std  // as in inference, to the last bit
+            }
+            savedInput = input
+            savedMean = runningMean.value.scalars
+            savedInverseStd = inverseStd
+            savedFrozen = true
+            return normalize(input, center: savedMean, scale: scale, shift: bias.value.scalars, rows: rows)
+        }
         if !isTraining {
             savedInput = nil
             var scale = [Float](repeating: 0, count: channels)
@@ -73,11 +95,12 @@ public final class BatchNorm2D: Layer {
         savedInput = input
         savedMean = mean
         savedInverseStd = inverseStd
+        savedFrozen = false
         return normalize(input, center: mean, scale: scale, shift: bias.value.scalars, rows: rows)
     }
 
     /// `dx = γ·istd·(dy − mean(dy) − x̂·mean(dy·x̂))`, `dγ += Σ dy·x̂`, `dβ += Σ dy` (per channel), with
-    /// `x̂ = (x − μ)·istd`. Two passes: the channel sums, then `dx = k·dy + q·(x − μ) + r` with per-channel `k, q, r`
+    /// `x̂ = (x − μ)·istd` (with frozen statistics μ and istd are constants: `dx = γ·istd·dy`). Two passes: the channel sums, then `dx = k·dy + q·(x − μ) + r` with per-channel `k, q, r`
     /// (`x − μ` formed first for precision).
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let input = savedInput else { preconditionFailure("BatchNorm2D.backward without a training-mode forward") }
@@ -94,8 +117,10 @@ public final class BatchNorm2D: Layer {
         for j in 0..<c {
             let istd = savedInverseStd[j]
             k[j] = weight.value.scalars[j] * istd
-            q[j] = -k[j] * istd * sumGradXhat[j] * invRows
-            r[j] = -k[j] * sumGrad[j] * invRows
+            if !savedFrozen {
+                q[j] = -k[j] * istd * sumGradXhat[j] * invRows
+                r[j] = -k[j] * sumGrad[j] * invRows
+            }
         }
         return Tensor(shape: input.shape, layout: input.layout) { dx in
             gradOutput.scalars.withUnsafeBufferPointer { dy in

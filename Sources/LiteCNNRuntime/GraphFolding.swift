@@ -39,7 +39,8 @@ public enum GraphFolding {
         }
         var rest: [Node] = []
         for node in graph.nodes {
-            guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+            let isSelect = node.domain == alternativesDomain && node.opType == "Select"
+            guard node.domain.isEmpty || node.domain == "ai.onnx" || isSelect else {
                 throw GraphError("domain '\(node.domain)' is not supported", at: node, opset: opset)
             }
             if node.opType == "Constant" {
@@ -134,6 +135,13 @@ public enum GraphFolding {
         case "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Identity", "Dropout", "Softmax", "Cast", "Tanh",
              "LeakyRelu", "Neg", "Exp", "Sqrt", "Abs", "Erf":
             return [try shape(0)]
+        case "Select" where node.domain == alternativesDomain:
+            // A switchable graph's choice among alternatives of one shape (`InferenceEngine.select`).
+            let x = try shape(0)
+            for i in node.inputs.indices where try shape(i) != x {
+                throw err("alternative \(i) has shape \(try shape(i)), alternative 0 \(x)")
+            }
+            return [x]
         case "BatchNormalization":
             let x = try shape(0)
             guard x.count >= 2 else { throw err("input of shape \(x) has no channel axis") }

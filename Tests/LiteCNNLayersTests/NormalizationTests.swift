@@ -16,6 +16,36 @@ final class NormalizationTests: XCTestCase {
         checkGradients(wide, input: randomTensor([2, 2, 3, 27], seed: 40), tolerance: 5e-3, samples: 80)
     }
 
+    /// Frozen statistics: the output is the inference output, the running statistics do not move, and the gradient
+    /// (input, γ, β) is that of the affine map the running statistics define.
+    func testFrozenStatisticsGradientAndOutput() {
+        let bn = BatchNorm2D(27)
+        bn.weight.value = randomTensor([27], seed: 41, range: 0.5...1.5)
+        bn.bias.value = randomTensor([27], seed: 42)
+        bn.runningMean.value = randomTensor([27], seed: 43)
+        bn.runningVariance.value = randomTensor([27], seed: 44, range: 0.5...2)
+        let x = randomTensor([2, 2, 3, 27], seed: 45, range: -2...3)
+        bn.eval()
+        let inference = bn.forward(x)
+        bn.freezesStatistics = true
+        bn.train()
+        let frozen = bn.forward(x)
+        XCTAssertEqual(frozen.scalars, inference.scalars)
+        let mean = bn.runningMean.value.scalars, variance = bn.runningVariance.value.scalars
+        checkGradients(bn, input: x, tolerance: 5e-3, samples: 80)
+        XCTAssertEqual(bn.runningMean.value.scalars, mean)
+        XCTAssertEqual(bn.runningVariance.value.scalars, variance)
+        // dx = γ/√(var + ε)·dy exactly: no batch-statistics terms.
+        let dy = randomTensor(x.shape, seed: 46)
+        _ = bn.forward(x)
+        let dx = bn.backward(dy)
+        for i in [0, 5, 26, 27 + 13, dx.count - 1] {
+            let c = i % 27
+            let expected = bn.weight.value.scalars[c] / (variance[c] + bn.epsilon).squareRoot() * dy.scalars[i]
+            XCTAssertEqual(dx.scalars[i], expected, accuracy: 1e-5 * max(1, abs(expected)))
+        }
+    }
+
     /// Per-channel mean and biased variance of rows of an `[M, C]` matrix, in double precision.
     func statistics(_ x: Tensor, channels: Int) -> (mean: [Double], biased: [Double]) {
         let rows = x.count / channels

@@ -32,6 +32,12 @@ public struct BankBuildOptions: Sendable, Equatable {
     /// How the bank stores the operators' tensors. With `.float16` every tensor is rounded to binary16 right after
     /// distillation, so every measurement is made with exactly the values the file holds (half the file size).
     public var precision: BankPrecision = .float16
+    /// End-to-end fine-tuning of all operators after distillation (`OperatorFineTuning`); `steps` 0 skips it.
+    public var fineTuning: OperatorFineTuningOptions = {
+        var o = OperatorFineTuningOptions()
+        o.steps = 0
+        return o
+    }()
     public var seed: UInt64 = 0
 
     public init() {}
@@ -53,7 +59,9 @@ public struct BankBuildOptions: Sendable, Equatable {
 ///    Adam to reproduce the unit's output, mean squared error, the rest of the network frozen. Its relative error
 ///    `Σ‖ŷ − y‖² / Σ‖y‖²` is measured on held-out calibration batches before and after; the better of the two wins,
 ///    so distillation never makes an exact initialization worse.
-/// 3. **Measurements**: parameters and multiply-adds (closed forms), latency of the operator alone and of the unit
+/// 3. **End-to-end fine-tuning** (optional, `options.fineTuning.steps` > 0): all operators at once inside the frozen
+///    base, over random configurations, distilled from the base's logits (`OperatorFineTuning`).
+/// 4. **Measurements**: parameters and multiply-adds (closed forms), latency of the operator alone and of the unit
 ///    alone (runtime, batch 1, median), and the network's top-1 and output divergence (mean KL of the class
 ///    probabilities from the base's) on the evaluation images with only this slot swapped (all alternatives are
 ///    compiled once into a switchable graph; each measurement is a selection).
@@ -65,6 +73,8 @@ public final class BankBuilder {
     /// Status lines ("distilling slot 3/16 …") and progress over all (slot, operator) pairs.
     public var onStatus: ((String) -> Void)?
     public var onProgress: ((_ done: Int, _ total: Int) -> Void)?
+    /// The fine-tuning stage's report, once `build` ran it.
+    public private(set) var fineTuningReport: OperatorFineTuningReport?
 
     public init(base: Graph, imageShape: [Int], options: BankBuildOptions = BankBuildOptions()) throws {
         self.base = base
@@ -121,6 +131,20 @@ public final class BankBuilder {
                        "calibration_images": String(calibration.reduce(0) { $0 + $1.labels.count }),
                        "threads": String(WorkerPool.shared.threadCount)],
             precision: options.precision)
+        if options.fineTuning.steps > 0 {
+            onStatus?("fine-tuning all operators end to end (\(options.fineTuning.steps) steps)")
+            var fineTuning = options.fineTuning
+            fineTuning.seed = options.seed
+            fineTuningReport = try OperatorFineTuning.fineTune(&bank, base: base, batches: calibration, options: fineTuning) {
+                [onProgress] step, total, _ in onProgress?(step, total)
+            }
+            // The errors against the units, with the tensors as they are now.
+            for e in bank.entries.indices {
+                let pairs = captured[bank.entries[e].op.slot.index]
+                bank.entries[e].measurement.distillationError = try relativeError(
+                    bank.entries[e].op, on: held == 0 ? pairs : Array(pairs.suffix(held)))
+            }
+        }
         if !evaluation.isEmpty { try measureAccuracy(&bank, on: evaluation) }
         return bank
     }
@@ -128,7 +152,7 @@ public final class BankBuilder {
     // MARK: Accuracy
 
     /// Top-1 and output divergence of the base and of every entry swapped alone, through one switchable engine.
-    func measureAccuracy(_ bank: inout OperatorBank, on evaluation: [LabeledBatch]) throws {
+    public func measureAccuracy(_ bank: inout OperatorBank, on evaluation: [LabeledBatch]) throws {
         let images = evaluation.reduce(0) { $0 + $1.labels.count }
         onStatus?("measuring the base on \(images) images")
         let model = try SwitchableModel(base: base, bank: bank)

@@ -18,6 +18,9 @@ import LiteCNNTensor
 /// - Convolutions, BatchNorm and the common activations run through the Layer implementations (`Conv2D`,
 ///   `BatchNorm2D`, `ReLU`, …), so speed and numerics match a Layer tree.
 /// - Dropout runs as `Dropout` (training mode only); `valueHook` sees every node output.
+/// - Switchable graphs (`ai.litecnn` `Select` nodes, nodes tagged `litecnn_alternative = [group, alternative]`, as the
+///   runtime runs them): only the alternatives `selection` names run, forward and backward; every alternative's weights
+///   are parameters, so one network trains any configuration.
 public final class GraphNetwork: Layer {
     /// The structure it runs: the graph folded for one image (`[1] + imageShape`).
     public let graph: Graph
@@ -34,7 +37,28 @@ public final class GraphNetwork: Layer {
         didSet { for op in ops { op.isTraining = isTraining } }
     }
 
+    /// Makes every BatchNormalization normalize with its running statistics and leave them unchanged, in training
+    /// mode too (`BatchNorm2D.freezesStatistics`): for training some parameters of a network whose statistics stay.
+    public var freezesBatchNormStatistics = false {
+        didSet {
+            for op in ops { for case let bn as BatchNorm2D in op.layers { bn.freezesStatistics = freezesBatchNormStatistics } }
+        }
+    }
+
+    /// Alternatives per `Select` group of a switchable graph (empty for an ordinary graph).
+    public let alternativeCounts: [Int]
+    /// The alternative each group runs (all 0 at first). Precondition when set: one entry per group, each in range.
+    public var selection: [Int] {
+        didSet {
+            precondition(selection.count == alternativeCounts.count
+                         && zip(selection, alternativeCounts).allSatisfy { $0 >= 0 && $0 < $1 },
+                         "GraphNetwork: selection \(selection) for alternative counts \(alternativeCounts)")
+        }
+    }
+
     private let ops: [GraphOp]
+    /// `[group, alternative]` of every op that belongs to an alternative (nil for the shared ones).
+    private let tags: [(group: Int, alternative: Int)?]
     private let parameterList: [(name: String, parameter: Parameter)]
     private let parameterIndex: [String: Parameter]
     private let inputName: String
@@ -191,6 +215,9 @@ public final class GraphNetwork: Layer {
                     throw err("Softmax over axis \(node.int("axis") ?? -1) of a rank-\(rank) value is not supported (only the channel or last axis)", node)
                 }
                 op = LayerOp(node: node, layer: Softmax())
+            case "Select" where node.domain == alternativesDomain:
+                guard let g = node.int("group"), g >= 0 else { throw err("a Select needs an integer attribute group ≥ 0", node) }
+                op = SelectOp(node: node, group: g)
             case "Add": op = BinaryOp(node: node, kind: .add)
             case "Sub": op = BinaryOp(node: node, kind: .sub)
             case "Mul": op = BinaryOp(node: node, kind: .mul)
@@ -245,6 +272,25 @@ public final class GraphNetwork: Layer {
             op.needsGradient = node.inputs.map { !$0.isEmpty && plan.constants[$0] == nil }
             ops.append(op)
         }
+        var counts: [Int: Int] = [:]
+        for case let select as SelectOp in ops {
+            guard counts[select.group] == nil else { throw err("group \(select.group) has two Select nodes", select.node) }
+            counts[select.group] = select.node.inputs.count
+        }
+        guard counts.keys.allSatisfy({ $0 < counts.count }) else {
+            throw GraphError("Select groups \(counts.keys.sorted()) are not numbered 0..<\(counts.count)", opset: opset)
+        }
+        var tags: [(group: Int, alternative: Int)?] = []
+        for op in ops {
+            guard let t = op.node.ints(alternativeAttribute), t.count == 2 else { tags.append(nil); continue }
+            guard let n = counts[t[0]], t[1] >= 0, t[1] < n else {
+                throw err("\(alternativeAttribute) \(t) names no input of a Select", op.node)
+            }
+            tags.append((t[0], t[1]))
+        }
+        self.alternativeCounts = (0..<counts.count).map { counts[$0]! }
+        self.selection = [Int](repeating: 0, count: counts.count)
+        self.tags = tags
         self.ops = ops
         self.parameterList = list
         self.parameterIndex = index
@@ -286,7 +332,11 @@ public final class GraphNetwork: Layer {
 
     public func localMultiplyAdds(for inputShape: [Int]) -> Int {
         let p = plan(batch: inputShape[0])
-        return ops.reduce(0) { $0 + $1.multiplyAdds(p) }
+        var total = 0
+        for (op, tag) in zip(ops, tags) where tag.map({ selection[$0.group] == $0.alternative }) ?? true {
+            total += op.multiplyAdds(p)
+        }
+        return total
     }
 
     public func forward(_ input: Tensor) -> Tensor {
@@ -297,8 +347,21 @@ public final class GraphNetwork: Layer {
         trainedForward = isTraining
         var values: [String: Tensor] = [inputName: input]
         var remaining = readers
-        for op in ops {
+        for (index, op) in ops.enumerated() {
             let node = op.node
+            if let tag = tags[index], selection[tag.group] != tag.alternative { continue }
+            if let select = op as? SelectOp {
+                // Only the selected alternative was computed; the others' values never exist.
+                let chosen = node.inputs[selection[select.group]]
+                select.chosen = selection[select.group]
+                guard var y = values[chosen] ?? plan.physical(chosen) else {
+                    preconditionFailure("GraphNetwork: value '\(chosen)' missing at node '\(node.name)'")
+                }
+                let name = node.outputs[0]
+                valueHook?(name, &y)
+                if remaining[name, default: 0] > 0 { values[name] = y }
+                continue
+            }
             let x: [Tensor] = node.inputs.map { name in
                 if name.isEmpty { return Tensor(shape: [0]) }
                 if let v = values[name] { return v }
@@ -330,6 +393,7 @@ public final class GraphNetwork: Layer {
             let node = op.node
             let dy = node.outputs.map { $0.isEmpty ? nil : grads.removeValue(forKey: $0) }
             if dy.allSatisfy({ $0 == nil }) { continue }
+            // Ops of unselected alternatives produced nothing, so no gradient reaches them.
             let dx = op.backward(dy, plan)
             for (i, name) in node.inputs.enumerated() where i < dx.count && op.needsGradient[i] {
                 guard let g = dx[i] else { continue }

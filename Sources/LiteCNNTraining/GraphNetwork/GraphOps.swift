@@ -84,6 +84,23 @@ final class LayerOp: GraphOp {
     }
 }
 
+/// `ai.litecnn` `Select` of a switchable graph: passes on the alternative `GraphNetwork.selection` chose for its group
+/// (the network runs it, setting `chosen`); backward gives that alternative the whole gradient.
+final class SelectOp: GraphOp {
+    let group: Int
+    var chosen = 0
+    init(node: Node, group: Int) {
+        self.group = group
+        super.init(node: node)
+    }
+    override func forward(_ x: [Tensor], _ plan: BatchPlan) -> [Tensor] { [x[chosen]] }
+    override func backward(_ dy: [Tensor?], _ plan: BatchPlan) -> [Tensor?] {
+        var result = [Tensor?](repeating: nil, count: node.inputs.count)
+        result[chosen] = grad(dy, 0, plan)
+        return result
+    }
+}
+
 /// Elementwise functions without a matching layer: Clip with any bounds, HardSigmoid with any slope, Identity.
 final class UnaryOp: GraphOp {
     enum Kind { case clip(Float, Float), hardSigmoid(alpha: Float, beta: Float), identity }
