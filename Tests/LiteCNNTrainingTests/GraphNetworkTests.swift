@@ -66,14 +66,17 @@ final class GraphNetworkTests: XCTestCase {
                 assertClose(q.gradient, p.gradient, tolerance: 2e-3, "\(name) gradient of \(pname)", floor: 1e-3 * largest,
                             file: file, line: line)
             } else {
-                assertClose(q.value, p.value, tolerance: 1e-4, "\(name) running statistic \(pname)", floor: 1e-3, file: file, line: line)
+                // A running mean near zero (0.1 · a batch mean of ~1e-6, of activations of order 1) is compared
+                // against 1e-4 of 1e-2: the batch mean's rounding noise, which the summation order (thread split)
+                // changes, is ~1e-7 of the activations' scale.
+                assertClose(q.value, p.value, tolerance: 1e-4, "\(name) running statistic \(pname)", floor: 1e-2, file: file, line: line)
             }
         }
         // The exported graph carries the updated running statistics.
         let exported = net.exportGraph()
         for (pname, p) in modelParameters where !p.isTrainable {
             guard case let .float(t)? = exported.initializers[pname] else { XCTFail("\(pname) not exported"); continue }
-            assertClose(t, p.value, tolerance: 1e-4, "\(name) exported \(pname)", floor: 1e-3, file: file, line: line)
+            assertClose(t, p.value, tolerance: 1e-4, "\(name) exported \(pname)", floor: 1e-2, file: file, line: line)
         }
     }
 
