@@ -18,7 +18,9 @@ struct OperatorsCommand: ParsableCommand {
           multibranch  1×k ‖ k×1, each to C/2, concatenated, BatchNorm (ReLU)    kernel rows and columns
           fire         squeeze 1×1 to β·C → expand 1×1 ‖ 3×3, each to C/2        from scratch
           depthwise    depthwise k×k → pointwise 1×1 to C, BatchNorm (ReLU)      rank-1 slices
-        Each is then distilled layer by layer to reproduce its unit on calibration images (the base stays frozen),         and, with --finetune-steps, all of them are fine-tuned end to end inside the frozen base over random         configurations (`finetune` does this for an existing bank).
+        Each is then distilled layer by layer to reproduce its unit on calibration images (the base stays frozen) \
+        and, with --finetune-steps, all of them are fine-tuned end to end inside the frozen base, in the \
+        configurations the selection picks for a grid of budgets (`finetune` does this for an existing bank).
 
         `select` loads base + bank, picks per slot the operator that minimizes the predicted damage under a budget \
         (a multiple-choice knapsack over the output divergences the bank measured one slot at a time), switches to \
@@ -141,7 +143,11 @@ extension OperatorsCommand {
         var learningRate: Float = 1e-2
         @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images for distillation and fine-tuning.", valueName: "n"))
         var calibrationImages = 512
-        @OptionGroup(title: "End-to-end fine-tuning of the operators (after distillation)") var fineTuning: FineTuningArguments
+        @Option(name: .customLong("finetune-steps"), help: ArgumentHelp("End-to-end fine-tuning steps after distillation, one batch of 32 each (`operators finetune`; default: none).", valueName: "n"))
+        var finetuneSteps = 0
+        @Option(name: .customLong("finetune-images"), help: ArgumentHelp("Training images to fine-tune on (up to the training split's size).", valueName: "n"))
+        var finetuneImages = 4000
+        @OptionGroup(title: "End-to-end fine-tuning of the operators") var fineTuning: FineTuningArguments
         @Option(name: .customLong("eval-images"), help: ArgumentHelp("Test images for the top-1 measurements (default: the whole test split).", valueName: "n"))
         var evalImages: Int?
         @Option(name: .customLong("latency-runs"), help: ArgumentHelp("Timed runs per latency measurement (median kept).", valueName: "n"))
@@ -157,6 +163,8 @@ extension OperatorsCommand {
 
         func validate() throws {
             guard steps >= 0 else { throw ValidationError("--steps must be ≥ 0") }
+            guard finetuneSteps >= 0 else { throw ValidationError("--finetune-steps must be ≥ 0") }
+            guard finetuneImages >= 2 else { throw ValidationError("--finetune-images must be at least 2") }
             guard calibrationImages >= 2 else { throw ValidationError("--calibration-images must be at least 2") }
             guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
             guard latencyRuns >= 1 else { throw ValidationError("--latency-runs must be at least 1") }
@@ -185,7 +193,7 @@ extension OperatorsCommand {
             options.distillationSteps = steps
             options.learningRate = learningRate
             options.latencyRuns = latencyRuns
-            options.fineTuning = fineTuning.options(steps: fineTuning.finetuneSteps ?? 0)
+            options.fineTuning = fineTuning.options(steps: finetuneSteps)
             options.seed = context.configuration.seed
             progress.status("reading \(calibrationImages) calibration images")
             let calibration = try context.batches(context.data!.train, limit: calibrationImages, batchSize: 32, shuffle: true)
@@ -198,32 +206,35 @@ extension OperatorsCommand {
             builder.onStatus = { progress.status("[\(counter.0)/\(max(counter.1, 1))] \($0)") }
             let start = Date()
             var bank: OperatorBank
-            do { bank = try builder.build(calibration: calibration, evaluation: evaluation) } catch { throw CommandError("\(error)") }
+            var fineTuningImages: [LabeledBatch]?
+            if finetuneSteps > 0 {
+                progress.status("reading \(finetuneImages) fine-tuning images")
+                fineTuningImages = try context.batches(context.data!.train, limit: finetuneImages, batchSize: 32, shuffle: true)
+            }
+            do { bank = try builder.build(calibration: calibration, evaluation: evaluation, fineTuningImages: fineTuningImages) }
+            catch { throw CommandError("\(error)") }
             bank.metadata["model"] = context.source.label
             bank.metadata["data"] = context.data!.description
             bank.metadata["built"] = ISO8601DateFormatter().string(from: Date())
-            try OperatorBankFile.write(bank, to: URL(fileURLWithPath: out))
-            progress.clear()
-            let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-            let summary = BankSummary(bank, file: out, bytes: size, seconds: Date().timeIntervalSince(start))
-            if json { say(try encodeJSON(summary)); return }
-            say(summary.table)
+            try BankSummary.write(bank, to: out, started: start, json: json, progress: progress)
         }
     }
 
     struct FineTune: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "finetune",
-            abstract: "Fine-tune a bank's operators end to end inside the frozen base; measure them again.",
+            abstract: "Fine-tune a bank's operators end to end inside the frozen base, in the configurations it serves.",
             discussion: """
             Layer-wise distillation trains each operator on the base's own inputs to its slot; once many slots are \
             swapped, each operator sees what the operators before it produce and the errors add up. This stage trains \
-            all operators at once in the configurations they will serve: each step draws a configuration (every slot \
-            swapped with probability q, q uniform in --swap-share, the operator uniform among the slot's), runs a \
-            batch of calibration images and minimizes the distillation loss between its logits and the base's \
-            (temperature --temperature, soft weight --alpha, the rest cross-entropy on the labels). Only the operators' \
-            parameters change; the base's weights and every BatchNorm's statistics stay as they are. The bank's top-1 \
-            and output divergence figures are then measured again on the test split (docs/OPERATORS.md).
+            all operators at once in the configurations they will serve: those the selection picks from the bank's \
+            measurements for the budgets of --budgets (and, with --random-share, random ones: every slot swapped with \
+            probability q, q uniform in --swap-share). Each step runs a batch of training images through one of them \
+            and minimizes the distillation loss between its logits and the base's (temperature --temperature, soft \
+            weight --alpha, the rest cross-entropy on the labels). Only the operators' parameters change; the base's \
+            weights and every BatchNorm's statistics stay as they are. The bank's one-slot figures stay those of \
+            distillation, so that the selection keeps choosing the trained configurations (--remeasure measures them \
+            again; docs/OPERATORS.md).
             """)
 
         @Argument(help: ArgumentHelp("The trained base the bank was built for: a run directory, a .safetensors weights file or an .onnx file.", valueName: "base"))
@@ -231,15 +242,17 @@ extension OperatorsCommand {
         @Option(help: ArgumentHelp("The bank file to fine-tune (.lcb).", valueName: "file"))
         var bank: String
         @OptionGroup(title: "Data (default: the run's)") var dataArguments: DataArguments
-        @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images to fine-tune on.", valueName: "n"))
-        var calibrationImages = 512
+        @Option(name: .customLong("calibration-images"), help: ArgumentHelp("Training images to fine-tune on (up to the training split's size).", valueName: "n"))
+        var calibrationImages = 4000
         @Option(help: ArgumentHelp("Optimizer steps (one batch of 32 each).", valueName: "n"))
-        var steps = 600
+        var steps = OperatorFineTuningOptions().steps
         @OptionGroup(title: "Fine-tuning") var fineTuning: FineTuningArguments
         @Option(name: .customLong("eval-images"), help: ArgumentHelp("Test images for the top-1 measurements (default: the whole test split).", valueName: "n"))
         var evalImages: Int?
         @Option(help: ArgumentHelp("Threads (default: all cores, or LITECNN_THREADS).", valueName: "n"))
         var threads: Int?
+        @Flag(help: "Measure the one-slot top-1 and divergence figures again afterwards (by default they stay those of distillation, so that the selection picks the configurations that were trained).")
+        var remeasure = false
         @Option(name: .shortAndLong, help: ArgumentHelp("The bank file to write (.lcb); may be --bank itself.", valueName: "file"))
         var out: String
         @Flag(help: "Print the bank's measurements as JSON.")
@@ -273,15 +286,10 @@ extension OperatorsCommand {
                 var counter = (0, 0)
                 builder.onProgress = { counter = ($0, $1) }
                 builder.onStatus = { progress.status("[\(counter.0)/\(max(counter.1, 1))] \($0)") }
-                if !evaluation.isEmpty { try builder.measureAccuracy(&bank, on: evaluation) }
+                if !evaluation.isEmpty && remeasure { try builder.measureAccuracy(&bank, on: evaluation) }
             } catch let error as CommandError { throw error } catch { throw CommandError("\(error)") }
             bank.metadata["finetuned"] = ISO8601DateFormatter().string(from: Date())
-            try OperatorBankFile.write(bank, to: URL(fileURLWithPath: out))
-            progress.clear()
-            let size = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-            let summary = BankSummary(bank, file: out, bytes: size, seconds: Date().timeIntervalSince(start))
-            if json { say(try encodeJSON(summary)); return }
-            say(summary.table)
+            try BankSummary.write(bank, to: out, started: start, json: json, progress: progress)
         }
     }
 
@@ -354,19 +362,24 @@ extension OperatorsCommand {
             let configured = try model.configuredGraph()
             let plainLatency = try OperatorSweep.latency(try InferenceEngine(graph: configured), imageShape: bankFile.imageShape, runs: latencyRuns)
             let baseLatency = try OperatorSweep.latency(try InferenceEngine(graph: context.source.graph), imageShape: bankFile.imageShape, runs: latencyRuns)
-            var measured: Double?
+            var measured: Double?, baseMeasured: Double?
             let evaluation = try context.evaluationBatches(limit: evalImages)
             if !evaluation.isEmpty {
                 progress.status("measuring top-1 on \(evaluation.reduce(0) { $0 + $1.labels.count }) images")
                 measured = try BankBuilder.accuracy(model, on: evaluation).top1
+                // The base on the same images (the bank's figure may come from other ones).
+                try model.apply(.base(slotCount: bankFile.slots.count))
+                baseMeasured = try BankBuilder.accuracy(model, on: evaluation).top1
+                try model.apply(chosen.configuration)
             }
             if let export {
                 try ONNXFile.write(configured, to: URL(fileURLWithPath: export))
             }
             progress.clear()
-            let result = SelectionSummary(bank: bankFile, configuration: chosen.configuration, prediction: chosen.prediction,
+            var result = SelectionSummary(bank: bankFile, configuration: chosen.configuration, prediction: chosen.prediction,
                                           switchMs: chosen.switchSeconds * 1000, latencyMs: latency, plainLatencyMs: plainLatency,
                                           baseLatencyMs: baseLatency, top1Measured: measured, budget: budget)
+            result.top1BaseMeasured = baseMeasured
             if json { say(try encodeJSON(result)); return }
             say(result.table)
         }
@@ -440,23 +453,36 @@ extension OperatorsCommand {
 
 /// The fine-tuning options of `operators build` and `operators finetune`.
 struct FineTuningArguments: ParsableArguments {
-    @Option(name: .customLong("finetune-steps"), help: ArgumentHelp("build: end-to-end fine-tuning steps after distillation (default: none).", valueName: "n"))
-    var finetuneSteps: Int?
     @Option(name: .customLong("finetune-lr"), help: ArgumentHelp("Adam's learning rate for fine-tuning, cosine-decayed.", valueName: "lr"))
     var learningRate: Float = OperatorFineTuningOptions().learningRate
     @Option(help: ArgumentHelp("Distillation temperature T of the fine-tuning loss.", valueName: "T"))
     var temperature: Float = OperatorFineTuningOptions().temperature
     @Option(help: ArgumentHelp("Weight of the distillation term (1 − alpha weights the labels' cross-entropy).", valueName: "a"))
     var alpha: Float = OperatorFineTuningOptions().alpha
-    @Option(name: .customLong("swap-share"), help: ArgumentHelp("Range of the share of slots swapped per step, as LOW-HIGH.", valueName: "range"))
+    @Option(help: ArgumentHelp("Budgets, in % of the base's multiply-adds, whose selected configurations are trained (comma-separated; 'none': random configurations only).", valueName: "list"))
+    var budgets = OperatorFineTuningOptions().budgetShares.map { String(format: "%g", $0 * 100) }.joined(separator: ",")
+    @Option(name: .customLong("random-share"), help: ArgumentHelp("Share of the steps that train a random configuration instead.", valueName: "p"))
+    var randomShare = OperatorFineTuningOptions().randomShare
+    @Option(name: .customLong("swap-share"), help: ArgumentHelp("Random configurations: range of the share of slots swapped, as LOW-HIGH.", valueName: "range"))
     var swapShare = "0.25-1"
 
     func validate() throws {
-        if let s = finetuneSteps, s < 0 { throw ValidationError("--finetune-steps must be ≥ 0") }
         guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--finetune-lr must be positive") }
         guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive") }
         guard alpha >= 0, alpha <= 1 else { throw ValidationError("--alpha must be within 0…1") }
         _ = try share()
+        _ = try budgetShares()
+        guard randomShare >= 0, randomShare <= 1 else { throw ValidationError("--random-share must be within 0…1") }
+    }
+
+    func budgetShares() throws -> [Double] {
+        if budgets.lowercased() == "none" { return [] }
+        return try budgets.split(separator: ",").map {
+            guard let v = Double($0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "%", with: "")), v > 0, v <= 100 else {
+                throw ValidationError("--budgets must be percentages in (0, 100] or 'none', got '\(budgets)'")
+            }
+            return v / 100
+        }
     }
 
     func share() throws -> ClosedRange<Double> {
@@ -474,6 +500,8 @@ struct FineTuningArguments: ParsableArguments {
         o.temperature = temperature
         o.alpha = alpha
         o.swapShare = (try? share()) ?? o.swapShare
+        o.budgetShares = (try? budgetShares()) ?? o.budgetShares
+        o.randomShare = randomShare
         return o
     }
 }
@@ -510,6 +538,15 @@ struct BankSummary: Encodable {
     enum CodingKeys: String, CodingKey {
         case file, bytes, seconds, slots, entries
         case top1Base = "top1_base", macsBase = "macs_base", paramsBase = "params_base", latencyMsBase = "latency_ms_base"
+    }
+
+    /// Writes `bank` to `path` and prints its summary (a table, or JSON).
+    static func write(_ bank: OperatorBank, to path: String, started: Date, json: Bool, progress: TrainingProgressBar) throws {
+        try OperatorBankFile.write(bank, to: URL(fileURLWithPath: path))
+        progress.clear()
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let summary = BankSummary(bank, file: path, bytes: size, seconds: Date().timeIntervalSince(started))
+        say(json ? try encodeJSON(summary) : summary.table)
     }
 
     init(_ bank: OperatorBank, file: String, bytes: Int, seconds: Double) {
@@ -568,12 +605,14 @@ struct SelectionSummary: Encodable {
     var top1Base: Double?
     var top1Predicted: Double?
     var top1Measured: Double?
+    /// The base's top-1 on the images `top1Measured` was measured on.
+    var top1BaseMeasured: Double?
     var operators: [Choice]
     enum CodingKeys: String, CodingKey {
         case budget, macs, params, operators
         case weightBytes = "weight_bytes", latencyMsPredicted = "latency_ms_predicted", latencyMs = "latency_ms"
         case latencyMsConfiguredGraph = "latency_ms_configured_graph", latencyMsBase = "latency_ms_base"
-        case switchMs = "switch_ms", top1Base = "top1_base", top1Predicted = "top1_predicted", top1Measured = "top1_measured"
+        case switchMs = "switch_ms", top1Base = "top1_base", top1Predicted = "top1_predicted", top1Measured = "top1_measured", top1BaseMeasured = "top1_base_measured"
     }
 
     init(bank: OperatorBank, configuration: OperatorConfiguration, prediction: ConfigurationPrediction, switchMs: Double,
@@ -608,7 +647,8 @@ struct SelectionSummary: Encodable {
         }
         lines.append("budget \(budget): \(String(format: "%.1f", Double(macs) / 1e6)) M MACs, \(String(format: "%.2f", Double(params) / 1e6)) M params")
         lines.append("latency \(String(format: "%.3f", latencyMs)) ms switchable (configured graph \(String(format: "%.3f", latencyMsConfiguredGraph)) ms, base \(String(format: "%.3f", latencyMsBase)) ms, predicted \(opt(latencyMsPredicted, "%.3f")) ms)")
-        lines.append("top-1 base \(opt(top1Base, "%.2f%%")), predicted \(opt(top1Predicted, "%.2f%%")), measured \(opt(top1Measured, "%.2f%%"))")
+        lines.append("top-1 base \(opt(top1Base, "%.2f%%")), predicted \(opt(top1Predicted, "%.2f%%")), measured \(opt(top1Measured, "%.2f%%"))"
+                     + (top1BaseMeasured.map { String(format: " (base on the same images %.2f%%)", $0) } ?? ""))
         lines.append("switched in \(String(format: "%.3f", switchMs)) ms")
         return lines.joined(separator: "\n")
     }

@@ -76,6 +76,7 @@ final class OperatorFineTuningTests: XCTestCase {
         options.steps = 60
         options.learningRate = 3e-3
         options.alpha = 1
+        options.budgetShares = []  // random configurations: every operator is trained
         let report = try OperatorFineTuning.fineTune(&tuned, base: base, batches: tinyBatches(4), options: options)
         XCTAssertEqual(report.steps, 60)
         XCTAssertLessThan(report.finalLoss, report.initialLoss, "\(report)")
@@ -100,8 +101,9 @@ final class OperatorFineTuningTests: XCTestCase {
         XCTAssertNoThrow(try model.apply(.base(slotCount: tuned.slots.count)))
     }
 
-    /// Fine-tuning inside `BankBuilder`: the bank's divergence of every entry is measured after it.
-    func testBuilderRunsTheStageBeforeMeasuring() throws {
+    /// Fine-tuning inside `BankBuilder` comes after the one-slot measurements, which it leaves as they were (so the
+    /// selection keeps choosing the configurations that were trained), and changes the operators.
+    func testBuilderFineTunesAfterMeasuringAndKeepsTheMeasurements() throws {
         var options = BankBuildOptions()
         options.operators = [.fire]
         options.betas = [0.25]
@@ -109,10 +111,20 @@ final class OperatorFineTuningTests: XCTestCase {
         options.latencyRuns = 1
         options.fineTuning.steps = 10
         let builder = try BankBuilder(base: tinyBase(), imageShape: [3, 12, 12], options: options)
-        let bank = try builder.build(calibration: tinyBatches(2), evaluation: tinyBatches(1, seed: 7))
+        let bank = try builder.build(calibration: tinyBatches(2), evaluation: tinyBatches(1, seed: 7),
+                                     fineTuningImages: tinyBatches(3, seed: 12))
         XCTAssertEqual(builder.fineTuningReport?.steps, 10)
         XCTAssertEqual(bank.metadata["finetune_steps"], "10")
-        XCTAssertTrue(bank.entries.allSatisfy { $0.measurement.outputDivergence != nil })
+        XCTAssertEqual(bank.metadata["finetune_images"], "24")
+        options.fineTuning.steps = 0
+        let untuned = try BankBuilder(base: tinyBase(), imageShape: [3, 12, 12], options: options)
+            .build(calibration: tinyBatches(2), evaluation: tinyBatches(1, seed: 7))
+        for (a, b) in zip(bank.entries, untuned.entries) {  // (latencies are timed anew in each build)
+            XCTAssertEqual(a.measurement.top1, b.measurement.top1)
+            XCTAssertEqual(a.measurement.outputDivergence, b.measurement.outputDivergence)
+            XCTAssertEqual(a.measurement.distillationError, b.measurement.distillationError)
+        }
+        XCTAssertNotEqual(bank.entries.map(\.op.tensors), untuned.entries.map(\.op.tensors))
     }
 
     func testBadOptionsAreRefused() throws {

@@ -59,12 +59,14 @@ public struct BankBuildOptions: Sendable, Equatable {
 ///    Adam to reproduce the unit's output, mean squared error, the rest of the network frozen. Its relative error
 ///    `Σ‖ŷ − y‖² / Σ‖y‖²` is measured on held-out calibration batches before and after; the better of the two wins,
 ///    so distillation never makes an exact initialization worse.
-/// 3. **End-to-end fine-tuning** (optional, `options.fineTuning.steps` > 0): all operators at once inside the frozen
-///    base, over random configurations, distilled from the base's logits (`OperatorFineTuning`).
-/// 4. **Measurements**: parameters and multiply-adds (closed forms), latency of the operator alone and of the unit
+/// 3. **Measurements**: parameters and multiply-adds (closed forms), latency of the operator alone and of the unit
 ///    alone (runtime, batch 1, median), and the network's top-1 and output divergence (mean KL of the class
 ///    probabilities from the base's) on the evaluation images with only this slot swapped (all alternatives are
 ///    compiled once into a switchable graph; each measurement is a selection).
+/// 4. **End-to-end fine-tuning** (optional, `options.fineTuning.steps` > 0): all operators at once inside the frozen
+///    base, in the configurations the measurements select for a grid of budgets, distilled from the base's logits
+///    (`OperatorFineTuning`). The measurements stay those of step 3, so the selection keeps choosing the
+///    configurations that were trained.
 public final class BankBuilder {
     public let base: Graph
     public let imageShape: [Int]
@@ -86,7 +88,10 @@ public final class BankBuilder {
         }
     }
 
-    public func build(calibration: [LabeledBatch], evaluation: [LabeledBatch]) throws -> OperatorBank {
+    /// `calibration` serves distillation (every unit's input and output on it are held in memory) and, unless
+    /// `fineTuningImages` is given, fine-tuning; `evaluation` the one-slot top-1 and divergence measurements.
+    public func build(calibration: [LabeledBatch], evaluation: [LabeledBatch], fineTuningImages: [LabeledBatch]? = nil) throws
+        -> OperatorBank {
         guard !calibration.isEmpty else { throw OperatorConfigurationError("no calibration images") }
         // The same held-out batches whatever the number of steps, so errors of different builds compare.
         let held = min(options.heldOutBatches, calibration.count - 1)
@@ -131,21 +136,16 @@ public final class BankBuilder {
                        "calibration_images": String(calibration.reduce(0) { $0 + $1.labels.count }),
                        "threads": String(WorkerPool.shared.threadCount)],
             precision: options.precision)
+        if !evaluation.isEmpty { try measureAccuracy(&bank, on: evaluation) }
         if options.fineTuning.steps > 0 {
             onStatus?("fine-tuning all operators end to end (\(options.fineTuning.steps) steps)")
             var fineTuning = options.fineTuning
             fineTuning.seed = options.seed
-            fineTuningReport = try OperatorFineTuning.fineTune(&bank, base: base, batches: calibration, options: fineTuning) {
+            fineTuningReport = try OperatorFineTuning.fineTune(&bank, base: base, batches: fineTuningImages ?? calibration,
+                                                               options: fineTuning) {
                 [onProgress] step, total, _ in onProgress?(step, total)
             }
-            // The errors against the units, with the tensors as they are now.
-            for e in bank.entries.indices {
-                let pairs = captured[bank.entries[e].op.slot.index]
-                bank.entries[e].measurement.distillationError = try relativeError(
-                    bank.entries[e].op, on: held == 0 ? pairs : Array(pairs.suffix(held)))
-            }
         }
-        if !evaluation.isEmpty { try measureAccuracy(&bank, on: evaluation) }
         return bank
     }
 

@@ -8,15 +8,21 @@ import LiteCNNTraining
 /// How `OperatorFineTuning` trains.
 public struct OperatorFineTuningOptions: Sendable, Equatable {
     /// Optimizer steps (one calibration batch each); 0 turns fine-tuning off.
-    public var steps = 600
+    public var steps = 1200
     /// Adam's learning rate, decayed to 0 by a cosine.
     public var learningRate: Float = 5e-4
     /// Distillation from the base's logits (`DistillationLoss`): temperature and the weight of the soft term
     /// (`1 − alpha` weights the cross-entropy on the labels).
     public var temperature: Float = 4
     public var alpha: Float = 0.9
-    /// Each step swaps every slot with probability q, q drawn uniformly from this range, and picks the operator
-    /// uniformly among the slot's alternatives: configurations from a few swapped slots to all of them.
+    /// Budgets (shares of the base's multiply-adds) whose selected configurations (`OperatorSelection.select` on the
+    /// bank's measurements before fine-tuning) are trained: each step draws one of them. Empty: random
+    /// configurations only.
+    public var budgetShares: [Double] = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9]
+    /// The share of steps that train a random configuration instead (all of them when `budgetShares` is empty):
+    /// every slot swapped with probability q, q drawn uniformly from `swapShare`, the operator uniform among the
+    /// slot's alternatives.
+    public var randomShare = 0.0
     public var swapShare: ClosedRange<Double> = 0.25...1
     public var seed: UInt64 = 0
 
@@ -38,18 +44,23 @@ public struct OperatorFineTuningReport: Sendable, Equatable {
 /// swapped, each operator sees the inputs the operators before it produce, and their errors add up (on ResNet-18, the
 /// losses measured one slot at a time summed to less than the loss of the configuration). Here the operators learn
 /// in the configurations they will serve:
+/// - the configurations `OperatorSelection.select` picks from the bank's measurements for a grid of budgets
+///   (`budgetShares`, 20–90 % of the base's multiply-adds), optionally mixed with random ones (`randomShare`);
+///   training random configurations alone made every configuration worse on ResNet-18 / shapes (operators learn to
+///   compensate for neighbours that are never chosen together);
 /// - one `GraphNetwork` of the switchable graph (`SwitchableGraph.switchable`): the base's nodes once, every
 ///   operator beside its unit, one `Select` per slot;
-/// - each step draws a configuration (`OperatorFineTuningOptions.swapShare`), runs a calibration batch through it and
-///   minimizes `DistillationLoss` between its logits and the base's on that batch (computed once, before training);
+/// - each step draws one of them, runs a calibration batch through it and minimizes `DistillationLoss` between its logits and the base's on that batch (computed once, before training);
 /// - only the operators' parameters (`bank/<entry>/…` initializers: convolution weights, BatchNorm scale and bias)
 ///   are updated, by Adam; the base's weights receive gradients but are never stepped, every BatchNorm normalizes with
 ///   its running statistics and keeps them (`GraphNetwork.freezesBatchNormStatistics`), so the base is untouched —
 ///   "parameter sharing" holds — and an operator's statistics stay those its distillation measured;
 /// - with a float16 bank, the tensors are rounded again afterwards, so measurements use what the file holds.
 ///
-/// The bank's accuracy measurements are stale afterwards: `BankBuilder` measures after fine-tuning, and
-/// `litecnn operators finetune` measures again.
+/// The bank's one-slot measurements (top-1, divergence, distillation error) are left as they were, so the selection
+/// keeps choosing the configurations that were trained; they describe the operators as distilled. (Measured again
+/// after fine-tuning, they rise — each operator now expects its trained neighbours — and steer the selection to
+/// configurations that were not trained: `litecnn operators finetune --remeasure`.)
 public enum OperatorFineTuning {
     public static func fineTune(_ bank: inout OperatorBank, base: Graph, batches: [LabeledBatch],
                                 options: OperatorFineTuningOptions = OperatorFineTuningOptions(),
@@ -64,6 +75,13 @@ public enum OperatorFineTuning {
         try bank.validate(against: base)
         let (graph, groups) = try SwitchableGraph.switchable(base: base, bank: bank)
         guard !groups.isEmpty else { throw OperatorConfigurationError("the bank has no operators to fine-tune") }
+        var served: [[Int]] = []
+        for share in options.budgetShares {
+            let budget = Budget.multiplyAdds(Int(Double(bank.base.multiplyAdds) * share))
+            guard let configuration = try? OperatorSelection.select(bank: bank, budget: budget) else { continue }
+            let selection = try SwitchableGraph.selection(for: configuration, groups: groups, bank: bank)
+            if !served.contains(selection) { served.append(selection) }
+        }
         let network = try GraphNetwork(graph: graph, imageShape: bank.imageShape)
         network.freezesBatchNormStatistics = true
 
@@ -85,8 +103,12 @@ public enum OperatorFineTuning {
             let b = step % batches.count
             let q = options.swapShare.lowerBound + (options.swapShare.upperBound - options.swapShare.lowerBound) * Double(random.nextUnit())
             var selection = [Int](repeating: 0, count: groups.count)
-            for (g, group) in groups.enumerated() where Double(random.nextUnit()) < q {
-                selection[g] = 1 + Int(random.next() % UInt64(group.entries.count))
+            if !served.isEmpty && Double(random.nextUnit()) >= options.randomShare {
+                selection = served[Int(random.next() % UInt64(served.count))]
+            } else {
+                for (g, group) in groups.enumerated() where Double(random.nextUnit()) < q {
+                    selection[g] = 1 + Int(random.next() % UInt64(group.entries.count))
+                }
             }
             network.selection = selection
             network.zeroGradients()
