@@ -60,10 +60,17 @@ final class OperatorFineTuningTests: XCTestCase {
         }
     }
 
-    func testASelectionOutOfRangeIsRefusedAndAnOrdinaryGraphHasNoGroups() throws {
+    /// An ordinary graph has no groups; a switchable graph whose tags name no `Select` input is refused, naming the node.
+    func testGroupsOfOrdinaryAndMalformedGraphs() throws {
         let network = try GraphNetwork(graph: tinyBase(), imageShape: [3, 12, 12])
         XCTAssertEqual(network.alternativeCounts, [])
         XCTAssertEqual(network.selection, [])
+        var (graph, _) = try SwitchableGraph.switchable(base: tinyBase(), bank: try bank(steps: 0))
+        let i = try XCTUnwrap(graph.nodes.firstIndex { $0.attributes[alternativeAttribute] != nil })
+        graph.nodes[i].attributes[alternativeAttribute] = .ints([0, 99])
+        XCTAssertThrowsError(try GraphNetwork(graph: graph, imageShape: [3, 12, 12])) {
+            XCTAssertTrue("\($0)".contains(graph.nodes[i].name), "\($0)")
+        }
     }
 
     /// The stage trains the operators, nothing else: the base's weights and every BatchNorm's statistics are

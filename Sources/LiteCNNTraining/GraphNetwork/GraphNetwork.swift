@@ -357,6 +357,8 @@ public final class GraphNetwork: Layer {
                 guard var y = values[chosen] ?? plan.physical(chosen) else {
                     preconditionFailure("GraphNetwork: value '\(chosen)' missing at node '\(node.name)'")
                 }
+                remaining[chosen, default: 1] -= 1
+                if remaining[chosen] == 0 { values[chosen] = nil }
                 let name = node.outputs[0]
                 valueHook?(name, &y)
                 if remaining[name, default: 0] > 0 { values[name] = y }
