@@ -101,11 +101,12 @@ public enum OperatorFineTuning {
         var first = 0.0, last = 0.0
         for step in 0..<options.steps {
             let b = step % batches.count
-            let q = options.swapShare.lowerBound + (options.swapShare.upperBound - options.swapShare.lowerBound) * Double(random.nextUnit())
             var selection = [Int](repeating: 0, count: groups.count)
             if !served.isEmpty && Double(random.nextUnit()) >= options.randomShare {
                 selection = served[Int(random.next() % UInt64(served.count))]
             } else {
+                let share = options.swapShare
+                let q = share.lowerBound + (share.upperBound - share.lowerBound) * Double(random.nextUnit())
                 for (g, group) in groups.enumerated() where Double(random.nextUnit()) < q {
                     selection[g] = 1 + Int(random.next() % UInt64(group.entries.count))
                 }
@@ -128,12 +129,13 @@ public enum OperatorFineTuning {
             let prefix = SwitchableGraph.entryPrefix(e)
             for name in Array(bank.entries[e].op.tensors.keys) {
                 guard case let .float(t)? = tuned.initializers[prefix + name] else { continue }
-                bank.entries[e].op.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars, layout: t.layout)
+                bank.entries[e].op.tensors[name] = t
             }
         }
         if bank.precision == .float16 { bank = bank.roundedToHalfPrecision() }
         bank.metadata["finetune_steps"] = String(options.steps)
         bank.metadata["finetune_images"] = String(batches.reduce(0) { $0 + $1.labels.count })
+        bank.metadata["finetune_configurations"] = String(served.count)
         return OperatorFineTuningReport(steps: options.steps, initialLoss: first, finalLoss: last,
                                         seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
