@@ -287,6 +287,40 @@ final class PluggableOperatorTests: XCTestCase {
         XCTAssertEqual(op.tensors["row.weight"]!.scalars, before["row.weight"]!.scalars.map { $0 + 0.25 }, "unchanged on a throw")
     }
 
+    /// Distillation can grow a convolution that a BatchNorm follows until the variance exceeds float16's range; the
+    /// power-of-two rescaling brings every variance to at most 2¹⁴ and leaves the function unchanged (up to ε).
+    func testBatchNormVariancesAreRescaledIntoHalfRangeWithoutChangingTheFunction() throws {
+        let slot = Self.slot(ci: 3, co: 6, h: 5, w: 5, k: [3, 3], batchNorm: true, relu: true)
+        for kind in OperatorKind.allCases {
+            var op = try PluggableOperator.initialized(kind: kind, beta: 0.5, slot: slot,
+                                                       weight: randomTensor([6, 3, 3, 3], seed: 1), bias: nil,
+                                                       batchNorm: Self.unitBatchNorm(6, seed: 2))
+            // Grow the convolution before each BatchNorm by 2¹⁰ on channel 0: variance × 2²⁰, mean × 2¹⁰.
+            for name in op.tensors.keys where name.hasSuffix(".var") {
+                let bn = String(name.dropLast(4))
+                let conv = bn == "bn" ? (["bottleneck": "expand", "lowrank": "column", "depthwise": "pointwise"][kind.rawValue] ?? "")
+                                      : String(bn.dropLast(3))
+                let w = try XCTUnwrap(op.tensors[conv + ".weight"], "\(kind) \(conv)")
+                let per = w.count / w.shape[0]
+                for i in 0..<per { op.tensors[conv + ".weight"]!.scalars[i] *= 1024 }
+                op.tensors[bn + ".mean"]!.scalars[0] *= 1024
+                op.tensors[bn + ".var"]!.scalars[0] *= 1024 * 1024
+            }
+            XCTAssertTrue(op.tensors.values.contains { $0.scalars.contains { $0 > 65504 } }, "\(kind): the test must overflow half")
+            let fixed = op.withBatchNormVariancesBelowHalfRange()
+            for (name, t) in fixed.tensors where name.hasSuffix(".var") {
+                XCTAssertLessThanOrEqual(t.scalars.max()!, 16384, "\(kind) \(name)")
+            }
+            let x = randomTensor([2, 5, 5, 3], seed: 3)
+            let before = try GraphNetwork(graph: op.standaloneGraph(), imageShape: [3, 5, 5])
+            let after = try GraphNetwork(graph: fixed.standaloneGraph(), imageShape: [3, 5, 5])
+            let a = before.forward(x), b = after.forward(x)
+            let scale = a.scalars.map(abs).max()!
+            for i in 0..<a.count { XCTAssertEqual(a.scalars[i], b.scalars[i], accuracy: 1e-4 * scale, "\(kind) [\(i)]") }
+            XCTAssertEqual(fixed.withBatchNormVariancesBelowHalfRange().tensors, fixed.tensors, "\(kind): a second pass changes nothing")
+        }
+    }
+
     // MARK: Several operators in one graph
 
     func testPrefixedOperatorsCoexistInOneGraph() throws {

@@ -31,6 +31,9 @@ public struct BankBuildOptions: Sendable, Equatable {
     public var latencyRuns = 30
     /// How the bank stores the operators' tensors. With `.float16` every tensor is rounded to binary16 right after
     /// distillation, so every measurement is made with exactly the values the file holds (half the file size).
+    /// BatchNorm variances above 2¹⁴ are first scaled into range by powers of two
+    /// (`PluggableOperator.withBatchNormVariancesBelowHalfRange`); if a value still does not fit, the bank is stored
+    /// as float32 (`build` reports it through `onStatus`).
     public var precision: BankPrecision = .float16
     /// End-to-end fine-tuning of all operators after distillation (`OperatorFineTuning`); `steps` 0 skips it.
     public var fineTuning: OperatorFineTuningOptions = {
@@ -99,6 +102,7 @@ public final class BankBuilder {
         let captured = try capture(calibration.map(\.images))
 
         var entries: [BankEntry] = []
+        var needsSinglePrecision = false
         let work = slots.flatMap { slot in options.settings.filter { $0.kind.isApplicable(to: slot) }.map { (slot, $0) } }
         for (done, (slot, setting)) in work.enumerated() {
             onStatus?("slot \(slot.index + 1)/\(slots.count) \(slot.name): \(setting.kind.label(beta: setting.beta))")
@@ -110,7 +114,14 @@ public final class BankBuilder {
             let train = Array(pairs.dropLast(held)), heldOut = Array(pairs.suffix(held))
             var error = try distill(&op, train: train, measureOn: heldOut.isEmpty ? train : heldOut)
             if options.precision == .float16 {
-                for (name, t) in op.tensors { op.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars.map(HalfPrecision.rounded), layout: t.layout) }
+                op = op.withBatchNormVariancesBelowHalfRange()
+                if op.tensors.values.allSatisfy({ $0.scalars.allSatisfy { $0.magnitude < HalfPrecision.overflowThreshold } }) {
+                    for (name, t) in op.tensors { op.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars.map(HalfPrecision.rounded), layout: t.layout) }
+                } else {
+                    // A value float16 cannot hold: the whole bank is stored as float32 (this operator unrounded).
+                    onStatus?("slot \(slot.index) \(setting.kind.label(beta: setting.beta)) holds a value beyond float16: the bank will be float32")
+                    needsSinglePrecision = true
+                }
                 error = try relativeError(op, on: heldOut.isEmpty ? train : heldOut)
             }
             let latency = try Self.latency(of: op.standaloneGraph(), inputShape: [1, slot.inputChannels] + slot.inputSize,
@@ -135,7 +146,7 @@ public final class BankBuilder {
             metadata: ["distillation_steps": String(options.distillationSteps),
                        "calibration_images": String(calibration.reduce(0) { $0 + $1.labels.count }),
                        "threads": String(WorkerPool.shared.threadCount)],
-            precision: options.precision)
+            precision: needsSinglePrecision ? .float32 : options.precision)
         if !evaluation.isEmpty { try measureAccuracy(&bank, on: evaluation) }
         if options.fineTuning.steps > 0 {
             onStatus?("fine-tuning all operators end to end (\(options.fineTuning.steps) steps)")

@@ -193,3 +193,38 @@ struct PluggableGeometry {
 
     func convolution(_ name: String) -> Convolution { convolutions.first { $0.name == name }! }
 }
+
+extension PluggableOperator {
+    /// This operator with every BatchNorm's input scaled by a power of two per channel so that its running variance
+    /// is at most 2¹⁴ (binary16 holds up to 65504): the convolution that alone feeds the BatchNorm (`X` for `X.bn`,
+    /// the last convolution for `bn`) has that output channel's weights multiplied by 2⁻ᵏ, the mean by 2⁻ᵏ and the
+    /// variance by 2⁻²ᵏ. Powers of two scale float values exactly, so the operator computes the same function up to
+    /// BatchNorm's ε, now relatively 2²ᵏ larger (ε = 1e-5 against a variance of 2¹⁴ or more). Layer-wise distillation
+    /// can grow a convolution that a BatchNorm follows without changing its error — the BatchNorm divides the growth
+    /// away — until its variance no longer fits a float16 bank.
+    public func withBatchNormVariancesBelowHalfRange() -> PluggableOperator {
+        var op = self
+        let geometry = PluggableGeometry(kind: kind, beta: beta, slot: slot)
+        let limit: Float = 16384
+        for bn in geometry.batchNorms {
+            let convName = bn.name == "bn" ? geometry.convolutions.last!.name : String(bn.name.dropLast(3))
+            guard var variance = op.tensors[bn.name + ".var"], var mean = op.tensors[bn.name + ".mean"],
+                  var weight = op.tensors[convName + ".weight"], weight.shape[0] == bn.channels else { continue }
+            let perChannel = weight.count / bn.channels
+            for c in 0..<bn.channels where variance.scalars[c].isFinite && variance.scalars[c] > limit {
+                var k = 0
+                while variance.scalars[c] > limit && k < 60 {
+                    variance.scalars[c] *= 0.25
+                    k += 1
+                }
+                let scale = Float(sign: .plus, exponent: -k, significand: 1)
+                mean.scalars[c] *= scale
+                for i in (c * perChannel)..<((c + 1) * perChannel) { weight.scalars[i] *= scale }
+            }
+            op.tensors[bn.name + ".var"] = variance
+            op.tensors[bn.name + ".mean"] = mean
+            op.tensors[convName + ".weight"] = weight
+        }
+        return op
+    }
+}
