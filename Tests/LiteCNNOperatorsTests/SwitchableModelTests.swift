@@ -141,13 +141,14 @@ final class SwitchableModelTests: XCTestCase {
             return try model.runNHWC(x).scalars
         }
         XCTAssertNotEqual(references[0], references[1])
-        let (counts, switches) = try Tally.runWhileSwitching(
+        let (counts, _) = try Tally.runWhileSwitching(
             iterations: 200, references: references, matches: { $0 == $1 }, run: { try model.runNHWC(x).scalars },
-            pause: 100, switchTo: { try model.apply(configurations[$0]) })
+            pause: 100, minimumSwitches: 10, switchTo: { try model.apply(configurations[$0]) })
         XCTAssertEqual(counts.failures, 0)
         XCTAssertEqual(counts.torn, 0, "a run mixed two configurations")
-        XCTAssertEqual(counts.seen.reduce(0, +), 400)
-        XCTAssertGreaterThan(switches, 5)
+        XCTAssertGreaterThanOrEqual(counts.seen.reduce(0, +), 400, "every run matched a reference")
+        XCTAssertGreaterThan(counts.seen[0], 0)
+        XCTAssertGreaterThan(counts.seen[1], 0)
     }
 
     func testLatencyCalibrationTimesEveryOperatorInTheRunningNetwork() throws {

@@ -97,14 +97,13 @@ final class SwitchableGraphTests: XCTestCase {
         let selections = [[0, 0], [2, 1]]
         let references = try selections.map { try InferenceEngine(graph: plain(graph, selection: $0)).run(input).scalars }
         XCTAssertNotEqual(references[0], references[1])
-        let (counts, switches) = try Tally.runWhileSwitching(
+        let (counts, _) = try Tally.runWhileSwitching(
             iterations: 300, references: references,
             matches: { ref, y in zip(ref, y).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) } },
-            run: { try engine.run(input).scalars }, switchTo: { try engine.select(selections[$0]) })
+            run: { try engine.run(input).scalars }, minimumSwitches: 20, switchTo: { try engine.select(selections[$0]) })
         XCTAssertEqual(counts.failures, 0)
         XCTAssertEqual(counts.torn, 0, "a run mixed two selections")
-        XCTAssertEqual(counts.seen.reduce(0, +), 600)
-        XCTAssertGreaterThan(switches, 10)
+        XCTAssertGreaterThanOrEqual(counts.seen.reduce(0, +), 600, "every run matched a reference")
         XCTAssertGreaterThan(counts.seen[0], 0)
         XCTAssertGreaterThan(counts.seen[1], 0)
     }
