@@ -96,13 +96,7 @@ public struct OperatorBank: Sendable, Equatable {
     public func roundedToHalfPrecision() -> OperatorBank {
         var bank = self
         bank.precision = .float16
-        for i in bank.entries.indices {
-            for name in bank.entries[i].op.tensors.keys {
-                bank.entries[i].op.tensors[name]!.scalars = bank.entries[i].op.tensors[name]!.scalars.map { v in
-                    v.isFinite && v.magnitude < HalfPrecision.overflowThreshold ? HalfPrecision.rounded(v) : v
-                }
-            }
-        }
+        for i in bank.entries.indices { bank.entries[i].op = bank.entries[i].op.roundedToHalfPrecision() }
         return bank
     }
 

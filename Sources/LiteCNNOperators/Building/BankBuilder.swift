@@ -115,8 +115,8 @@ public final class BankBuilder {
             var error = try distill(&op, train: train, measureOn: heldOut.isEmpty ? train : heldOut)
             if options.precision == .float16 {
                 op = op.withBatchNormVariancesBelowHalfRange()
-                if op.tensors.values.allSatisfy({ $0.scalars.allSatisfy { $0.magnitude < HalfPrecision.overflowThreshold } }) {
-                    for (name, t) in op.tensors { op.tensors[name] = Tensor(shape: t.shape, scalars: t.scalars.map(HalfPrecision.rounded), layout: t.layout) }
+                if op.fitsHalfPrecision {
+                    op = op.roundedToHalfPrecision()
                 } else {
                     // A value float16 cannot hold: the whole bank is stored as float32 (this operator unrounded).
                     onStatus?("slot \(slot.index) \(setting.kind.label(beta: setting.beta)) holds a value beyond float16: the bank will be float32")

@@ -195,6 +195,23 @@ struct PluggableGeometry {
 }
 
 extension PluggableOperator {
+    /// Whether every tensor value is finite and below binary16's overflow threshold.
+    public var fitsHalfPrecision: Bool {
+        tensors.values.allSatisfy { $0.scalars.allSatisfy { $0.isFinite && $0.magnitude < HalfPrecision.overflowThreshold } }
+    }
+
+    /// Every tensor value rounded to the nearest binary16 value; values binary16 cannot hold (see `fitsHalfPrecision`)
+    /// are left as they are, for `OperatorBankFile.check` to name.
+    public func roundedToHalfPrecision() -> PluggableOperator {
+        var op = self
+        for name in op.tensors.keys {
+            op.tensors[name]!.scalars = op.tensors[name]!.scalars.map { v in
+                v.isFinite && v.magnitude < HalfPrecision.overflowThreshold ? HalfPrecision.rounded(v) : v
+            }
+        }
+        return op
+    }
+
     /// This operator with every BatchNorm's input scaled by a power of two per channel so that its running variance
     /// is at most 2¹⁴ (binary16 holds up to 65504): the convolution that alone feeds the BatchNorm (`X` for `X.bn`,
     /// the last convolution for `bn`) has that output channel's weights multiplied by 2⁻ᵏ, the mean by 2⁻ᵏ and the
