@@ -131,6 +131,11 @@ final class ConvolutionKernelTests: XCTestCase {
         checkAll(geometry(1, 5, 40, 33, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 33), seed: 55)  // wide stride 2
         checkAll(geometry(2, 6, 41, 10, 10, k: (5, 5), s: (2, 2), pad: (2, 2, 2, 2), groups: 10), seed: 56)
         checkAll(geometry(1, 4, 30, 24, 24, k: (3, 3), pad: (1, 1, 1, 1), groups: 24), seed: 57)
+        // Short rows with many channels (MobileNet's 7×7 stages): border pixels sum four channel blocks at once, the
+        // last of them partly or wholly past the channel count.
+        checkAll(geometry(1, 7, 7, 100, 100, k: (3, 3), pad: (1, 1, 1, 1), groups: 100), seed: 58)
+        checkAll(geometry(2, 7, 9, 72, 72, k: (5, 5), pad: (2, 2, 2, 2), groups: 72), seed: 59)
+        checkAll(geometry(1, 13, 13, 136, 136, k: (5, 5), s: (2, 2), pad: (2, 2, 2, 2), groups: 136), seed: 49)
     }
 
     /// Training-sized shapes, so that every kernel splits its rows, tiles and accumulators over the worker pool (the
