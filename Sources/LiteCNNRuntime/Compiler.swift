@@ -17,6 +17,7 @@ final class ConvParams: @unchecked Sendable {
     var hasResidual = false
     private var packed: [[Int]: PackedConvolution] = [:]
     private var winograd: [[Int]: WinogradConvolution] = [:]
+    private var broadcastFolds: [[Int]: ConvParams] = [:]
     private let lock = NSLock()
 
     init(weight: [Float], bias: [Float]?, outputChannels: Int, inputChannelsPerGroup: Int, kernelH: Int, kernelW: Int,
@@ -52,6 +53,15 @@ final class ConvParams: @unchecked Sendable {
             return PackedConvolution(weight: w.baseAddress!, bias: nil, geometry: g)
         }
         packed[key] = p
+        return p
+    }
+
+    /// The layer `make` builds for `key` (see `foldedOverBroadcast`), built on first use and then shared by every plan.
+    func cachedFold(_ key: [Int], _ make: () -> ConvParams) -> ConvParams {
+        lock.lock(); defer { lock.unlock() }
+        if let p = broadcastFolds[key] { return p }
+        let p = make()
+        broadcastFolds[key] = p
         return p
     }
 

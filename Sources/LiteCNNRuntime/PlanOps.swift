@@ -171,8 +171,11 @@ extension PlanBuilder {
     }
 
     /// Gemm with packed constant weights: `[M, K]` rows as M pixels of a 1×1 convolution.
-    func planDense(_ p: ConvParams) throws {
-        let a = toPlain(try activation(node.inputs[0]))
+    func planDense(_ dense: ConvParams) throws {
+        // After a pool that only repeats a 1×1 map (VGG, AlexNet at low resolution): the layer over the map itself.
+        let repeated = denseOverBroadcast(dense)
+        let p = repeated?.layer ?? dense
+        let a = try repeated?.input ?? toPlain(try activation(node.inputs[0]))
         guard a.shape.count == 2, a.shape[1] == p.inputChannelsPerGroup else {
             throw err("A \(a.shape) does not have the \(p.inputChannelsPerGroup) columns B needs")
         }
@@ -180,7 +183,7 @@ extension PlanBuilder {
         let out = newActivation([a.shape[0], p.outputChannels], nhwc: false)
         let packed = prepared { p.packed(for: g) }
         let f = plan.frame, (src, dst) = (a.slot, out.slot), epilogue = p.epilogue, post = p.post, count = out.count
-        emit(reads: [src], writes: [dst], label: "Gemm packed") {
+        emit(reads: [src], writes: [dst], label: repeated == nil ? "Gemm packed" : "Gemm packed, repeated input folded") {
             packed.value.forward(input: f[src], output: f[dst], geometry: g, activation: epilogue)
             if let post { applyUnary(post, src: f[dst], dst: f[dst], count: count) }
         }

@@ -113,6 +113,8 @@ final class PlanBuilder {
     var channelViews: [String: ChannelView] = [:]
     /// Convolution steps that may write straight into a channel Concat's buffer, by output slot.
     var redirectable: [Int: (target: OutputTarget, step: Int, name: String)] = [:]
+    /// Values that repeat another activation along some axes (see `BroadcastValue`), by name.
+    var broadcasts: [String: BroadcastValue] = [:]
     /// Weight packing and transforms, run over the worker pool once every node is planned.
     private var preparationJobs: [() -> Void] = []
 
@@ -281,6 +283,7 @@ final class PlanBuilder {
             node = cn.node
             branch = alternativeTag(cn.node)
             try planNode(cn)
+            noteBroadcast(cn.node)
             if perImage && !treatsImagesIndependently(cn.node, batch: batch) { perImage = false }
         }
         plan.batchSplittable = perImage
