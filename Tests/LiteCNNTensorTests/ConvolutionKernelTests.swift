@@ -60,6 +60,11 @@ final class ConvolutionKernelTests: XCTestCase {
             // Wide enough for whole 6-pixel tiles read in place, and partial tiles at the row's end.
             geometry(1, 29, 41, 3, 16, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)),
             geometry(2, 31, 37, 3, 24, k: (7, 7), s: (2, 2), pad: (3, 3, 3, 3)),
+            // Deeper windows (K up to 160): SqueezeNet's 3×3 expand over 16 channels; output widths that end a 32-lane
+            // AVX-512 block part-way (40 = 32 + 8, 33, 7).
+            geometry(1, 9, 23, 16, 40, k: (3, 3), pad: (1, 1, 1, 1)),
+            geometry(2, 7, 19, 17, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)),
+            geometry(1, 8, 14, 6, 7, k: (5, 5), pad: (2, 2, 2, 2)),
         ]
         let activations: [FusedActivation] = [.none, .relu, .relu6, .hardSwish, .sigmoid, .hardSigmoid, .silu]
         for (i, g) in cases.enumerated() {
@@ -85,6 +90,7 @@ final class ConvolutionKernelTests: XCTestCase {
             }
         }
         XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 64, 64, k: (3, 3))))
+        XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 18, 64, k: (3, 3))), "K = 162 takes the GEMM")
         XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 8, 8, k: (3, 3), groups: 2)))
         XCTAssertFalse(PackedConvolution.usesDirectKernel(geometry(1, 5, 5, 16, 64, k: (1, 1))), "narrow 1×1s take the GEMM")
     }
