@@ -40,6 +40,9 @@ final class PoolKernelTests: XCTestCase {
                           kernelWidth: 3, strideH: 2, strideW: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 0), true),
             (ConvGeometry(batch: 1, inputHeight: 1, inputWidth: 1, inputChannels: 3, outputChannels: 3, kernelHeight: 1,
                           kernelWidth: 1), false),
+            // More than one 64-channel block, the second ending inside its third vector (SqueezeNet-like, ceil mode).
+            (ConvGeometry(batch: 2, inputHeight: 9, inputWidth: 7, inputChannels: 100, outputChannels: 100, kernelHeight: 3,
+                          kernelWidth: 3, strideH: 2, strideW: 2), true),
         ]
         for (index, (g, ceilMode)) in cases.enumerated() {
             let x = randomFloats(g.inputShape.reduce(1, *), seed: UInt64(700 + index), range: -5...5)
