@@ -52,6 +52,9 @@ struct CompressCommand: ParsableCommand {
     var prune: Double?
     @Option(name: .customLong("fc-prune"), help: ArgumentHelp("Sparsity of the fully connected layers (default: --prune).", valueName: "s"))
     var fcPrune: Double?
+    @Option(name: .customLong("layer-prune"), parsing: .singleValue,
+            help: ArgumentHelp("Sparsity of one layer, overriding --prune/--fc-prune: NAME=S with the layer's weight name (classifier.6 or classifier.6.weight); repeat the option for more layers.", valueName: "name=s"))
+    var layerPrune: [String] = []
     @Flag(name: .customLong("global"), help: "Prune with one magnitude threshold over all layers instead of per layer.")
     var globalPruning = false
     @Option(name: .customLong("prune-schedule"), help: ArgumentHelp("Gradual pruning during fine-tuning, e.g. agp:0-0.67@0-300/50 (see docs/COMPRESSION.md).", valueName: "spec"))
@@ -104,7 +107,13 @@ struct CompressCommand: ParsableCommand {
         guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
         do { try plan().validate() } catch { throw ValidationError("\(error)") }
-        let hasStage = prune != nil || fcPrune != nil || pruneSchedule != nil || structured != nil || bits != nil
+        for entry in layerPrune {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty, Double(parts[1]) != nil else {
+                throw ValidationError("--layer-prune takes NAME=S (e.g. classifier.6=0.77), got '\(entry)'")
+            }
+        }
+        let hasStage = prune != nil || fcPrune != nil || !layerPrune.isEmpty || pruneSchedule != nil || structured != nil || bits != nil
             || fcBits != nil || huffman || svd != nil || tucker != nil || spatial != nil || calibrate != nil
         guard hasStage else {
             throw ValidationError("nothing to do: give at least one of --prune, --prune-schedule, --structured, --bits, --huffman, --svd, --tucker, --spatial, --calibrate")
@@ -112,11 +121,18 @@ struct CompressCommand: ParsableCommand {
     }
 
     func plan() -> CompressionPlan {
-        CompressionPlan(svdEnergy: svd, tuckerEnergy: tucker, spatialEnergy: spatial, structuredReduction: structured,
+        var plan = CompressionPlan(svdEnergy: svd, tuckerEnergy: tucker, spatialEnergy: spatial, structuredReduction: structured,
                         channelMultiple: channelMultiple, sparsity: prune, fcSparsity: fcPrune, globalPruning: globalPruning, pruneSchedule: pruneSchedule,
                         bits: bits, fcBits: fcBits, linear: linear, perChannel: perChannel, symmetric: symmetric,
                         calibration: calibrate, calibrationImages: calibrationImages, huffman: huffman,
                         finetuneEpochs: finetuneEpochs, finetuneLearningRate: finetuneLearningRate)
+        var layers: [String: Double] = [:]
+        for entry in layerPrune {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            if parts.count == 2, let value = Double(parts[1]) { layers[String(parts[0])] = value }
+        }
+        if !layers.isEmpty { plan.layerSparsity = layers }
+        return plan
     }
 
     func run() throws {

@@ -106,6 +106,37 @@ final class CompressorTests: XCTestCase {
         XCTAssertEqual(StructuredPruning.parameterCount(decoded), result.final.parameters)
     }
 
+    /// `--layer-prune`: one layer's sparsity overrides --prune (by weight or layer name); an unknown name is an
+    /// error that lists the prunable weights.
+    func testLayerSparsityOverridesThePlan() throws {
+        let graph = try makeGraph()
+        let names = MagnitudePruning.prunableWeights(graph)
+        let last = try XCTUnwrap(names.last), first = try XCTUnwrap(names.first)
+        var plan = CompressionPlan(sparsity: 0.5)
+        plan.layerSparsity = [String(last.dropLast(".weight".count)): 0.2, first: 0.9]
+        let (compressor, work) = try makeCompressor(graph, plan: plan)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let result = try compressor.run()
+        let decoded = try CompressedModelFile.parse(result.bytes, source: "test").decodedGraph()
+        func zeroShare(_ name: String) -> Double {
+            let w = floats(decoded, name)
+            return Double(w.filter { $0 == 0 }.count) / Double(max(1, w.count))
+        }
+        XCTAssertEqual(zeroShare(first), 0.9, accuracy: 0.02, first)
+        XCTAssertEqual(zeroShare(last), 0.2, accuracy: 0.02, last)
+        XCTAssertEqual(zeroShare(names[1]), 0.5, accuracy: 0.02, names[1])
+        XCTAssertTrue(result.stages[1].detail.contains("\(first) 90%"), result.stages[1].detail)
+
+        var wrong = CompressionPlan(sparsity: 0.5)
+        wrong.layerSparsity = ["no.such.layer": 0.5]
+        let (bad, badWork) = try makeCompressor(graph, plan: wrong)
+        defer { try? FileManager.default.removeItem(at: badWork) }
+        XCTAssertThrowsError(try bad.run()) { XCTAssertTrue("\($0)".contains("no.such.layer") && "\($0)".contains(first), "\($0)") }
+        var outOfRange = CompressionPlan()
+        outOfRange.layerSparsity = [first: 1.5]
+        XCTAssertThrowsError(try outOfRange.validate()) { XCTAssertTrue("\($0)".contains("--layer-prune"), "\($0)") }
+    }
+
     func testPlanValidationNamesTheFlag() {
         XCTAssertThrowsError(try CompressionPlan(bits: 9).validate()) { XCTAssertTrue("\($0)".contains("--bits"), "\($0)") }
         XCTAssertThrowsError(try CompressionPlan(sparsity: 1.2).validate()) { XCTAssertTrue("\($0)".contains("--prune"), "\($0)") }
@@ -114,6 +145,11 @@ final class CompressorTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("--finetune-epochs"), "\($0)")
         }
         XCTAssertThrowsError(try CompressionPlan(perChannel: true).validate())
+        XCTAssertThrowsError(try CompressionPlan(sparsity: 0.5, pruneSchedule: "agp:0-0.5@0-10/2", finetuneEpochs: 1).validate()) {
+            XCTAssertTrue("\($0)".contains("--prune"), "\($0)")
+        }
+        // A schedule with per-layer final sparsities is a valid plan.
+        XCTAssertNoThrow(try CompressionPlan(fcSparsity: 0.9, pruneSchedule: "agp:0-0.5@0-10/2", finetuneEpochs: 1).validate())
     }
 
     func testReportCarriesTheFigures() throws {

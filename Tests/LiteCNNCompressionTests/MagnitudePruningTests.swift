@@ -185,6 +185,27 @@ final class MagnitudePruningTests: XCTestCase {
         }
     }
 
+    /// Per-layer final targets: a layer with its own target follows the schedule's curve scaled to that target (AGP
+    /// towards 0.95 for one layer while the rest go to 0.5), and masks only grow.
+    func testScheduledPrunerWithLayerTargetsScalesTheCurvePerLayer() throws {
+        let (_, params) = smallNetwork()
+        let names = params.filter { $0.parameter.shape.count >= 2 }.map(\.name)
+        let special = try XCTUnwrap(names.last), other = try XCTUnwrap(names.first)
+        let schedule = try PruningSchedule(parsing: "agp:0-0.5@0-8/4")
+        let pruner = ScheduledPruner(schedule: schedule, parameters: params, global: false, names: names,
+                                     layerTargets: [special: 0.95])
+        func zeroShare(_ name: String) -> Double {
+            let p = params.first { $0.name == name }!.parameter
+            return Double(p.value.scalars.filter { $0 == 0 }.count) / Double(p.count)
+        }
+        pruner.update(step: 4, totalSteps: 12)  // half-way: the curve is at 7/8 of its final value
+        XCTAssertEqual(zeroShare(other), 0.5 * 7 / 8, accuracy: 0.02)
+        XCTAssertEqual(zeroShare(special), 0.95 * 7 / 8, accuracy: 0.02)
+        pruner.update(step: 12, totalSteps: 12)
+        XCTAssertEqual(zeroShare(other), 0.5, accuracy: 0.02)
+        XCTAssertEqual(zeroShare(special), 0.95, accuracy: 0.02)
+    }
+
     // MARK: Schedules
 
     func testGradualScheduleFollowsZhuAndGupta() {

@@ -28,6 +28,10 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
     public var sparsity: Double?
     /// Sparsity of the fully connected layers (default: `sparsity`).
     public var fcSparsity: Double?
+    /// Per-layer sparsities by weight name (`classifier.6.weight`, or the layer `classifier.6`), overriding
+    /// `sparsity` and `fcSparsity` for those layers — Deep Compression's per-layer table (VGG-16 kept 4 % of fc6 and
+    /// fc7 but 23 % of fc8).
+    public var layerSparsity: [String: Double]?
     public var globalPruning: Bool
     /// A pruning schedule spec (`GradualPruningSchedule`), applied during the pruning stage's fine-tuning instead
     /// of one-shot pruning.
@@ -74,6 +78,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
         self.channelMultiple = channelMultiple
         self.sparsity = sparsity
         self.fcSparsity = fcSparsity
+        self.layerSparsity = nil
         self.globalPruning = globalPruning
         self.pruneSchedule = pruneSchedule
         self.bits = bits
@@ -93,7 +98,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
     /// Whether any stage quantizes weights.
     public var quantizes: Bool { bits != nil || fcBits != nil }
     /// Whether any stage prunes individual weights.
-    public var prunes: Bool { sparsity != nil || fcSparsity != nil || pruneSchedule != nil }
+    public var prunes: Bool { sparsity != nil || fcSparsity != nil || pruneSchedule != nil || !(layerSparsity ?? [:]).isEmpty }
 
     /// Checks every value; the error names the flag (`--bits`).
     public func validate() throws {
@@ -111,8 +116,17 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
         for (flag, value) in [("--prune", sparsity), ("--fc-prune", fcSparsity)] {
             if let value, !(value >= 0 && value < 1) { throw fail("\(flag) is the fraction of weights to zero, in [0, 1); got \(value)") }
         }
-        if pruneSchedule != nil, sparsity != nil || fcSparsity != nil {
-            throw fail("--prune-schedule sets the sparsity itself; drop --prune/--fc-prune")
+        for (name, value) in (layerSparsity ?? [:]).sorted(by: { $0.key < $1.key }) where !(value >= 0 && value < 1) {
+            throw fail("--layer-prune \(name)=\(value): the fraction of weights to zero must be in [0, 1)")
+        }
+        if pruneSchedule != nil, sparsity != nil {
+            throw fail("--prune-schedule sets the sparsity itself; drop --prune (--fc-prune and --layer-prune set the final sparsity of their layers)")
+        }
+        if pruneSchedule != nil, globalPruning, fcSparsity != nil {
+            throw fail("--global prunes with one threshold over all layers; drop --fc-prune")
+        }
+        if globalPruning, !(layerSparsity ?? [:]).isEmpty {
+            throw fail("--global prunes with one threshold over all layers; drop --layer-prune")
         }
         if pruneSchedule != nil, finetuneEpochs == 0 {
             throw fail("--prune-schedule prunes while fine-tuning; give --finetune-epochs ≥ 1")
@@ -143,6 +157,7 @@ public struct CompressionPlan: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case svdEnergy = "svd_energy", tuckerEnergy = "tucker_energy", spatialEnergy = "spatial_energy"
         case structuredReduction = "structured_reduction", channelMultiple = "channel_multiple", sparsity, fcSparsity = "fc_sparsity"
+        case layerSparsity = "layer_sparsity"
         case globalPruning = "global_pruning", pruneSchedule = "prune_schedule", bits, fcBits = "fc_bits"
         case linear, perChannel = "per_channel", symmetric, calibration, calibrationImages = "calibration_images"
         case huffman, convIndexBits = "conv_index_bits", fcIndexBits = "fc_index_bits"

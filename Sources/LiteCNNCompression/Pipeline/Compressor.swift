@@ -98,6 +98,22 @@ public final class Compressor {
     /// The Conv/Gemm weights of the *current* graph: low rank and structured pruning rename and replace them, so the
     /// later stages must not use the input graph's list.
     private var weightNames: [String] { MagnitudePruning.prunableWeights(graph) }
+
+    /// `plan.layerSparsity` keyed by prunable weight: a key names a weight (`classifier.6.weight`) or its layer
+    /// (`classifier.6`). A key that matches no prunable weight is an error that lists them.
+    private func resolvedLayerSparsity() throws -> [String: Double] {
+        guard let requested = plan.layerSparsity, !requested.isEmpty else { return [:] }
+        let names = weightNames
+        var resolved: [String: Double] = [:]
+        for (key, value) in requested {
+            guard let name = names.first(where: { $0 == key }) ?? names.first(where: { $0 == key + ".weight" }) else {
+                throw CompressionError("--layer-prune: '\(key)' is not a prunable weight; the model has "
+                                       + names.joined(separator: ", "))
+            }
+            resolved[name] = value
+        }
+        return resolved
+    }
     private var fullyConnected: Set<String> { Self.fullyConnectedWeights(graph) }
     private var masks: PruningMasks?
     private var encodings: [String: WeightEncoding] = [:]
@@ -225,7 +241,15 @@ public final class Compressor {
             let schedule: PruningSchedule
             do { schedule = try PruningSchedule(parsing: spec) } catch { throw CompressionError("--prune-schedule: \(error)") }
             detail = "\(plan.globalPruning ? "global" : "per-layer") pruning on the schedule \(schedule)"
-            let pruner = ScheduledPruner(schedule: schedule, parameters: parameters, global: plan.globalPruning, names: weightNames)
+            // --fc-prune and --layer-prune give the final sparsity of those layers; the others end at the schedule's.
+            var targets: [String: Double] = [:]
+            if let fc = plan.fcSparsity { for name in weightNames where fullyConnected.contains(name) { targets[name] = fc } }
+            for (name, value) in try resolvedLayerSparsity() { targets[name] = value }
+            let pruner = ScheduledPruner(schedule: schedule, parameters: parameters, global: plan.globalPruning, names: weightNames,
+                                         layerTargets: targets)
+            if !targets.isEmpty {
+                detail += targets.sorted(by: { $0.key < $1.key }).map { "; \($0.key) to \(percent($0.value))" }.joined()
+            }
             var totalSteps = 0
             graph = try finetune(network, stage: "pruning") { trainer in
                 totalSteps = trainer.totalSteps
@@ -241,6 +265,8 @@ public final class Compressor {
             for name in weightNames {
                 perLayer[name] = fullyConnected.contains(name) ? (plan.fcSparsity ?? plan.sparsity ?? 0) : (plan.sparsity ?? 0)
             }
+            let overrides = try resolvedLayerSparsity()
+            for (name, value) in overrides { perLayer[name] = value }
             let newMasks = plan.globalPruning ? MagnitudePruning.global(parameters, sparsity: plan.sparsity ?? 0)
                                               : MagnitudePruning.layerwise(parameters, sparsity: perLayer)
             newMasks.apply(to: parameters)
@@ -249,6 +275,7 @@ public final class Compressor {
             detail = plan.globalPruning ? "global magnitude pruning to \(percent(plan.sparsity ?? 0)) zeros"
                                         : "magnitude pruning, \(percent(plan.sparsity ?? 0)) zeros per layer"
                                           + (plan.fcSparsity.map { " (fc \(percent($0)))" } ?? "")
+                                          + overrides.sorted(by: { $0.key < $1.key }).map { "; \($0.key) \(percent($0.value))" }.joined()
             if plan.finetuneEpochs > 0 {
                 before = try accuracy(of: storedModel(huffman: false)).top1
                 graph = try finetune(network, stage: "pruning") { newMasks.install(on: $0, parameters: parameters) }

@@ -223,12 +223,18 @@ public final class ScheduledPruner {
     public private(set) var masks: PruningMasks
     /// The sparsity the masks were last computed for.
     public private(set) var currentSparsity: Double = 0
+    /// Final sparsities of single layers (per-layer pruning only): such a layer follows the schedule's curve scaled
+    /// to reach its own value when the schedule reaches its final sparsity (AGP towards 97.5 % for fully connected
+    /// layers while the convolutions go to 68 %).
+    public let layerTargets: [String: Double]
 
     /// `names` defaults to every trainable parameter of rank ≥ 2.
     public init(schedule: PruningSchedule, parameters: [(name: String, parameter: Parameter)], global: Bool,
-                names: [String]? = nil) {
+                names: [String]? = nil, layerTargets: [String: Double] = [:]) {
+        precondition(layerTargets.isEmpty || !global, "ScheduledPruner: per-layer targets need per-layer pruning")
         self.schedule = schedule
         self.global = global
+        self.layerTargets = layerTargets
         self.parameters = parameters
         let selected = names ?? parameters.filter { $0.parameter.isTrainable && $0.parameter.shape.count >= 2 }.map(\.name)
         self.names = selected
@@ -241,7 +247,16 @@ public final class ScheduledPruner {
     public func update(step: Int, totalSteps: Int) {
         let target = schedule.sparsity(atStep: step, totalSteps: totalSteps)
         if target != currentSparsity {
-            let fresh = MagnitudePruning.masks(parameters, sparsity: target, global: global, names: names)
+            let fresh: PruningMasks
+            if layerTargets.isEmpty {
+                fresh = MagnitudePruning.masks(parameters, sparsity: target, global: global, names: names)
+            } else {
+                // Each layer at the same share of its own final sparsity as the schedule is of its.
+                let final = schedule.finalSparsity, share = final > 0 ? target / final : 1
+                var perLayer: [String: Double] = [:]
+                for name in names { perLayer[name] = min(layerTargets[name].map { $0 * share } ?? target, 0.9999) }
+                fresh = MagnitudePruning.layerwise(parameters, sparsity: perLayer)
+            }
             masks = masks.intersecting(fresh)
             currentSparsity = target
         }

@@ -243,11 +243,15 @@ extension PackedConvolution {
 
 /// Dense and grouped convolution as GEMM over NHWC patches (backward passes; the forward is `PackedConvolution`).
 enum GemmConvolution {
-    /// Pixels per tile: bounds an im2col tile to ~256 KB and leaves at least two tiles per thread when possible.
+    /// Pixels per tile: bounds an im2col tile to ~256 KB (a pointwise tile to 2,048 pixels), leaves at least two tiles
+    /// per thread when possible, and makes the number of tiles a multiple of the threads, so that no thread is left
+    /// with one tile more than the other (112×112 pointwise at 2 threads: 8 tiles of 1,568 pixels, not 7 of 2,048).
     static func tilePixels(pixels: Int, k: Int, pointwise: Bool, threads: Int) -> Int {
         let byMemory = pointwise ? 2048 : max(24, 65_536 / max(1, k))
-        let byBalance = (pixels + 2 * threads - 1) / (2 * threads)
-        let tile = max(24, min(byMemory, byBalance))
+        let t = max(1, threads)
+        var count = max((pixels + byMemory - 1) / byMemory, 2 * t)
+        count = (count + t - 1) / t * t
+        let tile = max(24, (pixels + count - 1) / count)
         return (tile + 5) / 6 * 6
     }
 
