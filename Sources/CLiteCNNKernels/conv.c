@@ -97,7 +97,16 @@ void lcnn_conv2d_forward_pointwise_cols(const lcnn_conv_geom *g, const float *in
                                         const float *bias, const float *residual, int act, float *output,
                                         int64_t ldo, int64_t pix0, int64_t npix, int64_t col0, int64_t ncols) {
     if (npix <= 0 || ncols <= 0) return;
-    lcnn_gemm_core_sub(0, npix, ncols, g->ic, 1, input + pix0 * g->ic, g->ic, 0, NULL, 0, packedWeight,
+    const float *a = input + pix0 * g->ic;
+    int64_t K = g->ic;
+    if (!is_pointwise(g)) {
+        // Any other single-group geometry: this tile's patches, then the same column slice of the product.
+        K = g->kh * g->kw * g->ic;
+        float *cols = lcnn_scratch(LCNN_SCRATCH_COLS, npix * K);
+        lcnn_im2col_nhwc(g, input, 0, g->ic, pix0, npix, cols);
+        a = cols;
+    }
+    lcnn_gemm_core_sub(0, npix, ncols, K, 1, a, K, 0, NULL, 0, packedWeight,
                        (g->oc + 15) / 16 * 16, col0 / 16, 0, output + pix0 * ldo + col0, ldo,
                        bias ? bias + col0 : NULL, residual ? residual + pix0 * g->oc + col0 : NULL, g->oc, act);
 }

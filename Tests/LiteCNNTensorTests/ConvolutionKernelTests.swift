@@ -99,6 +99,37 @@ final class ConvolutionKernelTests: XCTestCase {
         checkAll(geometry(2, 5, 7, 17, 33, k: (1, 1)), seed: 1)
         checkAll(geometry(1, 1, 1, 1, 3, k: (1, 1)), seed: 2)
         checkAll(geometry(3, 4, 5, 24, 40, k: (1, 1)), seed: 3)
+        // More output channels than pixels (MobileNet's late stages at batch 1): on several threads the output
+        // channels are split, each thread running every pixel.
+        checkAll(geometry(1, 9, 11, 24, 104, k: (1, 1)), seed: 4)
+        checkAll(geometry(1, 7, 7, 300, 1000, k: (1, 1)), seed: 5)
+    }
+
+    /// Deep 3×3 convolutions whose weights outweigh their pixels (ResNet-18's and VGG's last stages at batch 1): the
+    /// patches are gathered whole and the output channels split over the threads (one tile on one thread).
+    func testDeepConvolutionSplitByOutputChannels() {
+        checkAll(geometry(1, 5, 6, 40, 72, k: (3, 3), pad: (1, 1, 1, 1)), seed: 6)
+        checkAll(geometry(2, 4, 3, 33, 100, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)), seed: 7)
+        let threads = WorkerPool.shared.threadCount
+        WorkerPool.shared.threadCount = 1
+        defer { WorkerPool.shared.threadCount = threads }
+        checkAll(geometry(1, 5, 6, 40, 72, k: (3, 3), pad: (1, 1, 1, 1)), seed: 8)
+        // With a fused residual and activation (ResNet's second convolution of a block), on both paths.
+        let g = geometry(1, 5, 6, 40, 72, k: (3, 3), pad: (1, 1, 1, 1))
+        let x = randomFloats(g.inputShape.reduce(1, *), seed: 9), w = randomFloats(g.weightShape.reduce(1, *), seed: 10)
+        let bias = randomFloats(72, seed: 11), count = g.outputShape.reduce(1, *), residual = randomFloats(count, seed: 12)
+        var plain = [Float](repeating: 0, count: count)
+        ReferenceKernels.conv2dForward(input: x, weight: w, bias: bias, output: &plain, geometry: g)
+        let expected = zip(plain, residual).map { FusedActivation.relu.apply($0 + $1) }
+        let conv = PackedConvolution(weight: w, bias: bias, geometry: g)
+        for t in [1, 2] {
+            WorkerPool.shared.threadCount = t
+            forEachInstructionSet { level in
+                var y = [Float](repeating: .nan, count: count)
+                residual.withUnsafeBufferPointer { conv.forward(input: x, output: &y, geometry: g, activation: .relu, residual: $0.baseAddress) }
+                assertClose(y, expected, depth: 360, "residual, \(t) threads, level \(level)")
+            }
+        }
     }
 
     func testPointwiseStridedAndPadded() {

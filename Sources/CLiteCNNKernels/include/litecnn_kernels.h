@@ -200,9 +200,10 @@ void lcnn_conv2d_forward_tile_ld(const lcnn_conv_geom *g, const float *input, co
                                  int64_t groupStride, const float *bias, const float *residual, int act,
                                  float *output, int64_t ldo, int64_t pix0, int64_t npix);
 
-/// Output channels `[col0, col0 + ncols)` of output pixels `[pix0, pix0 + npix)` of a pointwise (1×1, stride 1, no
-/// padding), single-group convolution, rows of `ldo ≥ oc` floats; `col0` must be a multiple of 16 (a packed panel).
-/// Lets a product with few pixels (a classifier at batch 1, a 7×7 map) be split over threads by output channels.
+/// Output channels `[col0, col0 + ncols)` of output pixels `[pix0, pix0 + npix)` of a single-group convolution, rows
+/// of `ldo ≥ oc` floats; `col0` must be a multiple of 16 (a packed panel). A pointwise geometry (1×1, stride 1, no
+/// padding) reads the input in place; any other gathers the tile's im2col patches first. Lets a product whose weights
+/// outweigh its pixels (a classifier at batch 1, a 7×7 map) be split over threads by output channels.
 void lcnn_conv2d_forward_pointwise_cols(const lcnn_conv_geom *g, const float *input, const float *packedWeight,
                                         const float *bias, const float *residual, int act, float *output,
                                         int64_t ldo, int64_t pix0, int64_t npix, int64_t col0, int64_t ncols);

@@ -206,6 +206,21 @@ extension PackedConvolution {
             runByChannels(input, output, ldo, g, act, bias, residual, tile: tile, tiles: tiles)
             return
         }
+        if weightsOutweighPixels(g, pixels: pixels) {
+            // Each thread reads only its share of the weights; all of them read the (smaller) input. An im2col
+            // convolution gathers the patches once per block, so it takes one block per thread.
+            runByChannels(input, output, ldo, g, act, bias, residual, tile: pixels, tiles: 1,
+                          blocks: g.isPointwise ? nil : pool.threadCount)
+            return
+        }
+        if pool.threadCount == 1, !g.isPointwise, g.groups == 1, g.outputChannels >= pixels,
+           pixels * k <= Self.wholeIm2colFloats {
+            // One thread, weights larger than the patches (ResNet-18's 7×7 stage: 9.4 MB of weights, 0.9 MB of
+            // patches): one tile, so that the weights stream through once instead of once per tile.
+            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), bias, residual, act, output,
+                                        Int64(ldo), 0, Int64(pixels))
+            return
+        }
         let stride = groupStride
         pool.parallelFor(tiles) { t in
             let p0 = t * tile, count = min(tile, pixels - p0)
@@ -221,15 +236,28 @@ extension PackedConvolution {
         return threads > 1 && g.isPointwise && g.groups == 1 && tiles < 2 * threads && g.outputChannels > 16
     }
 
+    /// Whether a pointwise product on several threads reads more weight than input (at least as many output channels
+    /// as pixels: MobileNet's 14×14 and 7×7 stages at batch 1), so that splitting the output channels, not the
+    /// pixels, keeps each thread from streaming every weight.
+    fileprivate func weightsOutweighPixels(_ g: ConvGeometry, pixels: Int) -> Bool {
+        let threads = WorkerPool.shared.threadCount
+        guard threads > 1, g.groups == 1, g.outputChannels >= 32 * threads, g.outputChannels >= pixels else { return false }
+        let k = g.kernelHeight * g.kernelWidth * g.inputChannels
+        return g.isPointwise || pixels * k <= Self.wholeIm2colFloats
+    }
+
+    /// The largest im2col matrix (floats) gathered whole when the weights outweigh the pixels: 2 M floats, 8 MB.
+    fileprivate static let wholeIm2colFloats = 2 << 20
+
     /// Runs pixel tiles × channel blocks (whole 16-channel panels) over the pool.
     fileprivate func runByChannels(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ ldo: Int,
                                    _ g: ConvGeometry, _ act: Int32, _ bias: UnsafePointer<Float>?,
-                                   _ residual: UnsafePointer<Float>?, tile: Int, tiles: Int) {
+                                   _ residual: UnsafePointer<Float>?, tile: Int, tiles: Int, blocks wanted: Int? = nil) {
         let cg = CGeometry(g)
         let pool = WorkerPool.shared
         let pixels = g.batch * g.outputHeight * g.outputWidth, oc = g.outputChannels
         let panels = (oc + 15) / 16
-        let blocks = min(panels, (2 * pool.threadCount + tiles - 1) / tiles)
+        let blocks = min(panels, wanted ?? (2 * pool.threadCount + tiles - 1) / tiles)
         let weights = UnsafePointer(storage)
         pool.parallelFor(tiles * blocks) { item in
             let (t, b) = (item / blocks, item % blocks)
