@@ -496,12 +496,56 @@ LCNN_INLINE void direct_avx512_tile(const int NP, int64_t k, const float *a, int
 #undef LCNN_DIRECT512_ROW
 }
 
+/// One row of C over up to 8 packed panels (128 columns) from `panel`, AVX-512: a matrix-vector product (a classifier
+/// at batch 1), one accumulator per panel so that eight independent chains hide the FMA latency and eight B streams
+/// keep the memory system busy. Bandwidth-bound.
+LCNN_TARGET_AVX512
+static void direct_avx512_1x128(int64_t k, const float *a, const float *pb, int64_t stride, int64_t panel, float *c,
+                                int64_t nr, const float *bias, const float *residual, int act) {
+    __m512 acc[8];
+    const int np = (int)((nr + PW - 1) / PW);
+#pragma clang loop unroll(full)
+    for (int v = 0; v < 8; v++) acc[v] = _mm512_setzero_ps();
+    for (int64_t pc = 0; pc < k; pc += KC) {
+        int64_t kc = k - pc < KC ? k - pc : KC;
+        const float *b0 = pb + pc * stride + panel * kc * PW;
+        if (np == 8) {
+            for (int64_t p = 0; p < kc; p++) {
+                __m512 x = _mm512_set1_ps(a[pc + p]);
+#pragma clang loop unroll(full)
+                for (int v = 0; v < 8; v++) acc[v] = _mm512_fmadd_ps(x, _mm512_loadu_ps(b0 + v * kc * PW + p * PW), acc[v]);
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                __m512 x = _mm512_set1_ps(a[pc + p]);
+                for (int v = 0; v < np; v++) acc[v] = _mm512_fmadd_ps(x, _mm512_loadu_ps(b0 + v * kc * PW + p * PW), acc[v]);
+            }
+        }
+    }
+    for (int v = 0; v < np; v++) {
+        int64_t lanes = nr - PW * v;
+        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+        __m512 x = acc[v];
+        if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias + PW * v));
+        if (residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, residual + PW * v));
+        _mm512_mask_storeu_ps(c + PW * v, mask, lcnn_avx512_activate(x, act));
+    }
+}
+
 /// `gemm_direct_avx2` with the 6 × 32 AVX-512 tile: column blocks sized so that their packed panels stay in L2, then
 /// 6-row tiles of A read in place.
 LCNN_TARGET_AVX512
 static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packedB,
                                int64_t stride, int64_t panel0, float *c, int64_t ldc, const float *bias,
                                const float *residual, int64_t ldr, int act) {
+    if (m == 1) {
+        for (int64_t j = 0; j < n; j += 8 * PW) {
+            int64_t nr = n - j < 8 * PW ? n - j : 8 * PW;
+            direct_avx512_1x128(k, a, packedB, stride, panel0 + j / PW, c + j, nr, bias ? bias + j : NULL,
+                                residual ? residual + j : NULL, act);
+        }
+        return;
+    }
     int64_t blockPanels = (192 * 1024 / 4) / (k * PW);
     if (blockPanels < 2) blockPanels = 2;
     blockPanels &= ~(int64_t)1;
@@ -600,7 +644,7 @@ void lcnn_gemm_core_sub(int transA, int64_t m, int64_t n, int64_t k, float alpha
         gemm_direct_avx2(m, n, k, a, lda, packedB, packedStride, panelOffset, c, ldc, bias, residual, ldr, act);
         return;
     }
-    if (level >= 2 && packedB && !transA && alpha == 1 && beta == 0 && m > 1) {
+    if (level >= 2 && packedB && !transA && alpha == 1 && beta == 0) {
         gemm_direct_avx512(m, n, k, a, lda, packedB, packedStride, panelOffset, c, ldc, bias, residual, ldr, act);
         return;
     }

@@ -103,6 +103,8 @@ final class ConvolutionKernelTests: XCTestCase {
         // channels are split, each thread running every pixel.
         checkAll(geometry(1, 9, 11, 24, 104, k: (1, 1)), seed: 4)
         checkAll(geometry(1, 7, 7, 300, 1000, k: (1, 1)), seed: 5)
+        // One pixel (a classifier at batch 1): a matrix-vector product over 128-column blocks, the last one partial.
+        checkAll(geometry(1, 1, 1, 300, 301, k: (1, 1)), seed: 13)
     }
 
     /// Deep 3×3 convolutions whose weights outweigh their pixels (ResNet-18's and VGG's last stages at batch 1): the
