@@ -11,6 +11,45 @@
 
 #define dw_activate lcnn_activate
 
+/// The taps of output pixel (oy, ox) that fall inside the image — kernel rows `[ky0, ky1)` (already clipped) and
+/// columns clipped here — as input and tap-major weight pointers (`ips[t]`, `wps[t]`); returns their number (≤ 64,
+/// which the caller checks).
+LCNN_INLINE int dw_border_taps(const lcnn_conv_geom *g, const float *image, const float *wt, int64_t oy, int64_t ox,
+                               int64_t ky0, int64_t ky1, int64_t kw, int64_t sw, const float *ips[64],
+                               const float *wps[64]) {
+    const int64_t C = g->ic, dw = g->dw, pl = g->pl, rowStride = g->iw * C;
+    int64_t kx0 = 0, kx1 = kw;
+    while (kx0 < kx1 && ox * sw - pl + kx0 * dw < 0) kx0++;
+    while (kx1 > kx0 && ox * sw - pl + (kx1 - 1) * dw >= g->iw) kx1--;
+    const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
+    int nt = 0;
+    for (int64_t ky = ky0; ky < ky1; ky++)
+        for (int64_t kx = kx0; kx < kx1; kx++) {
+            ips[nt] = base + ky * g->dh * rowStride + kx * dw * C;
+            wps[nt] = wt + (ky * kw + kx) * C;
+            nt++;
+        }
+    return nt;
+}
+
+/// The kernel rows of output row `oy` inside the image, `[*ky0, *ky1)`, and the input rows the next output row reads
+/// first (its window's new bottom rows, `[*next0, *next0 + *nextRows)`; none with dilation): the row kernels prefetch
+/// their columns under each block so that a map larger than the cache streams in ahead of use.
+LCNN_INLINE void dw_row_span(const lcnn_conv_geom *g, int64_t oy, int64_t *ky0, int64_t *ky1, int64_t *next0,
+                             int64_t *nextRows) {
+    *ky0 = 0; *ky1 = g->kh;
+    while (*ky0 < *ky1 && oy * g->sh - g->pt + *ky0 * g->dh < 0) (*ky0)++;
+    while (*ky1 > *ky0 && oy * g->sh - g->pt + (*ky1 - 1) * g->dh >= g->ih) (*ky1)--;
+    *next0 = 0; *nextRows = 0;
+    if (oy + 1 < g->oh && g->dh == 1) {
+        int64_t last = (oy + 1) * g->sh - g->pt + g->kh - 1, first = oy * g->sh - g->pt + g->kh;
+        if (first < (oy + 1) * g->sh - g->pt) first = (oy + 1) * g->sh - g->pt;
+        if (first < 0) first = 0;
+        if (last >= g->ih) last = g->ih - 1;
+        if (last >= first) { *next0 = first; *nextRows = last - first + 1; }
+    }
+}
+
 // MARK: - Generic bodies (vectorized by the compiler per target)
 
 LCNN_INLINE void dw_forward_rows_body(const lcnn_conv_geom *g, const float *input, const float *wt,
@@ -219,19 +258,8 @@ LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const fl
     int64_t hi = span < 0 ? 0 : span / sw + 1;
     if (hi > g->ow) hi = g->ow;
     if (lo > hi) lo = hi;
-    int64_t ky0 = 0, ky1 = g->kh;
-    while (ky0 < ky1 && oy * g->sh - g->pt + ky0 * g->dh < 0) ky0++;
-    while (ky1 > ky0 && oy * g->sh - g->pt + (ky1 - 1) * g->dh >= g->ih) ky1--;
-    // The input rows the next output row reads first (its window's new bottom rows): each 8-pixel block below
-    // prefetches their columns under it, so that a map larger than the cache streams in ahead of use.
-    int64_t next0 = 0, nextRows = 0;
-    if (oy + 1 < g->oh && g->dh == 1) {
-        int64_t last = (oy + 1) * g->sh - g->pt + g->kh - 1, first = oy * g->sh - g->pt + g->kh;
-        if (first < (oy + 1) * g->sh - g->pt) first = (oy + 1) * g->sh - g->pt;
-        if (first < 0) first = 0;
-        if (last >= g->ih) last = g->ih - 1;
-        if (last >= first) { next0 = first; nextRows = last - first + 1; }
-    }
+    int64_t ky0, ky1, next0, nextRows;
+    dw_row_span(g, oy, &ky0, &ky1, &next0, &nextRows);
     int64_t ox = 0;
     while (ox < g->ow) {
         if (KW && SW && dw == 1 && ox >= lo && ox < hi && hi - lo >= 8) {
@@ -313,18 +341,8 @@ LCNN_INLINE void dw256_row(const lcnn_conv_geom *g, const float *input, const fl
         } else if ((ky1 - ky0) * kw <= 64) {
             // Border pixel: the taps inside the image listed once, then summed with two accumulator chains per
             // 8 channels (even and odd taps) so short rows (7×7 maps, 5×5 kernels) are not FMA-latency bound.
-            int64_t kx0 = 0, kx1 = kw;
-            while (kx0 < kx1 && ox * sw - pl + kx0 * dw < 0) kx0++;
-            while (kx1 > kx0 && ox * sw - pl + (kx1 - 1) * dw >= g->iw) kx1--;
-            const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
             const float *ips[64], *wps[64];
-            int nt = 0;
-            for (int64_t ky = ky0; ky < ky1; ky++)
-                for (int64_t kx = kx0; kx < kx1; kx++) {
-                    ips[nt] = base + ky * g->dh * rowStride + kx * dw * C;
-                    wps[nt] = wt + (ky * kw + kx) * C;
-                    nt++;
-                }
+            const int nt = dw_border_taps(g, image, wt, oy, ox, ky0, ky1, kw, sw, ips, wps);
             for (int64_t cb = 0; cb < C16; cb += 16) {
                 __m256 a0 = bias ? _mm256_loadu_ps(bias + cb) : _mm256_setzero_ps();
                 __m256 a1 = bias ? _mm256_loadu_ps(bias + cb + 8) : _mm256_setzero_ps();
@@ -461,17 +479,8 @@ LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const fl
     int64_t hi = span < 0 ? 0 : span / sw + 1;
     if (hi > g->ow) hi = g->ow;
     if (lo > hi) lo = hi;
-    int64_t ky0 = 0, ky1 = g->kh;
-    while (ky0 < ky1 && oy * g->sh - g->pt + ky0 * g->dh < 0) ky0++;
-    while (ky1 > ky0 && oy * g->sh - g->pt + (ky1 - 1) * g->dh >= g->ih) ky1--;
-    int64_t next0 = 0, nextRows = 0;
-    if (oy + 1 < g->oh && g->dh == 1) {
-        int64_t last = (oy + 1) * g->sh - g->pt + g->kh - 1, first = oy * g->sh - g->pt + g->kh;
-        if (first < (oy + 1) * g->sh - g->pt) first = (oy + 1) * g->sh - g->pt;
-        if (first < 0) first = 0;
-        if (last >= g->ih) last = g->ih - 1;
-        if (last >= first) { next0 = first; nextRows = last - first + 1; }
-    }
+    int64_t ky0, ky1, next0, nextRows;
+    dw_row_span(g, oy, &ky0, &ky1, &next0, &nextRows);
     int64_t ox = 0;
     while (ox < g->ow) {
         if (KW && SW && dw == 1 && ox >= lo && ox < hi && hi - lo >= 8) {
@@ -480,7 +489,7 @@ LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const fl
             const float *base = image + (oy * g->sh - g->pt + ky0 * g->dh) * rowStride + (ox * sw - pl) * C;
             const float *wrow = wt + ky0 * kw * C;
             for (int64_t cb = 0; cb < C; cb += 16) {
-                __mmask16 mask = C - cb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - cb)) - 1);
+                __mmask16 mask = lcnn_avx512_lanes(C - cb);
                 dw512_block8(base + cb, g->dh * rowStride, ky1 - ky0, wrow + cb, C, bias ? bias + cb : NULL, act,
                              out + ox * C + cb, mask, (int)KW, (int)SW, (int)((cb / 16) & 1));
             }
@@ -492,7 +501,7 @@ LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const fl
             ox += 8;
         } else if (ox >= lo && ox + 4 <= hi) {
             for (int64_t cb = 0; cb < C; cb += 16) {
-                __mmask16 mask = C - cb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - cb)) - 1);
+                __mmask16 mask = lcnn_avx512_lanes(C - cb);
                 __m512 a0 = bias ? _mm512_maskz_loadu_ps(mask, bias + cb) : _mm512_setzero_ps();
                 __m512 a1 = a0, a2 = a0, a3 = a0;
                 for (int64_t ky = 0; ky < g->kh; ky++) {
@@ -519,25 +528,14 @@ LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const fl
         } else if ((ky1 - ky0) * kw <= 64) {
             // Border pixel: the taps inside the image listed once, then summed over four 16-channel blocks at a time
             // (four independent FMA chains, so short rows such as 7×7 maps are not bound by FMA latency).
-            int64_t kx0 = 0, kx1 = kw;
-            while (kx0 < kx1 && ox * sw - pl + kx0 * dw < 0) kx0++;
-            while (kx1 > kx0 && ox * sw - pl + (kx1 - 1) * dw >= g->iw) kx1--;
-            const float *base = image + (oy * g->sh - g->pt) * rowStride + (ox * sw - pl) * C;
             const float *ips[64], *wps[64];
-            int nt = 0;
-            for (int64_t ky = ky0; ky < ky1; ky++)
-                for (int64_t kx = kx0; kx < kx1; kx++) {
-                    ips[nt] = base + ky * g->dh * rowStride + kx * dw * C;
-                    wps[nt] = wt + (ky * kw + kx) * C;
-                    nt++;
-                }
+            const int nt = dw_border_taps(g, image, wt, oy, ox, ky0, ky1, kw, sw, ips, wps);
             for (int64_t cb = 0; cb < C; cb += 64) {
                 __mmask16 m[4];
                 __m512 a[4];
 #pragma clang loop unroll(full)
                 for (int v = 0; v < 4; v++) {
-                    int64_t left = C - cb - 16 * v;
-                    m[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+                    m[v] = lcnn_avx512_lanes(C - cb - 16 * v);
                     a[v] = bias ? _mm512_maskz_loadu_ps(m[v], bias + cb + 16 * v) : _mm512_setzero_ps();
                 }
                 for (int t = 0; t < nt; t++) {
@@ -553,7 +551,7 @@ LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const fl
             ox += 1;
         } else {
             for (int64_t cb = 0; cb < C; cb += 16) {
-                __mmask16 mask = C - cb >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - cb)) - 1);
+                __mmask16 mask = lcnn_avx512_lanes(C - cb);
                 __m512 a0 = bias ? _mm512_maskz_loadu_ps(mask, bias + cb) : _mm512_setzero_ps();
                 for (int64_t ky = 0; ky < g->kh; ky++) {
                     int64_t iy = oy * g->sh - g->pt + ky * g->dh;

@@ -135,15 +135,39 @@ LCNN_INLINE int direct_inside(const lcnn_conv_geom *g, int64_t oy, int64_t ox) {
     return iy >= 0 && ix >= 0 && iy + (g->kh - 1) * g->dh < g->ih && ix + (g->kw - 1) * g->dw < g->iw;
 }
 
+/// Where the patches of the tile of `count` output pixels from (n, oy, ox) are read: with dilation 1 and every window
+/// inside the image, in place — `rows` runs of `run` contiguous floats `stride` apart per pixel (a window row (kx, c)
+/// is one run of kw·C input floats); otherwise gathered into `patch` (zeros outside the image, one run of K). Pixels
+/// past `count` repeat the last one.
+LCNN_INLINE void direct_tile_sources(const lcnn_conv_geom *g, const float *input, int64_t n, int64_t oy, int64_t ox,
+                                     int64_t count, float *patch, const float *x[DIRECT_TILE], int64_t *rows,
+                                     int64_t *run, int64_t *stride) {
+    const int64_t K = g->kh * g->kw * g->ic, C = g->ic;
+    if (g->dw == 1 && direct_inside(g, oy, ox) && direct_inside(g, oy, ox + count - 1)) {
+        *rows = g->kh;
+        *run = g->kw * C;
+        *stride = g->dh * g->iw * C;
+        const float *first = input + ((n * g->ih + oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * C;
+        for (int i = 0; i < DIRECT_TILE; i++) x[i] = first + (i < count ? i : count - 1) * g->sw * C;
+        return;
+    }
+    *rows = 1;
+    *run = K;
+    *stride = K;
+    for (int i = 0; i < count; i++) {
+        direct_gather(g, input, n, oy, ox + i, patch + i * K);
+        x[i] = patch + i * K;
+    }
+    for (int64_t i = count; i < DIRECT_TILE; i++) x[i] = x[count - 1];
+}
+
 /// Rows `[row0, row1)` of output pixels (row = n·oh + oy). Per output row, blocks of 16 output channels outermost —
 /// the block's weights (K × 16 floats: 9.4 KB for a 7×7 stem over 3 channels) stay in L1 while the row's pixels
 /// stream past in tiles of six.
 LCNN_TARGET_AVX2
 static void direct_rows_avx2(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                              const float *residual, int act, float *output, int64_t row0, int64_t row1, float *patch) {
-    const int64_t ocp = direct_round8(g->oc), K = g->kh * g->kw * g->ic, OC = g->oc, C = g->ic;
-    // Inside the image with dilation 1, a window row (kx, c) is one contiguous run of kw·C input floats.
-    const int contiguousRows = g->dw == 1;
+    const int64_t ocp = direct_round8(g->oc), OC = g->oc;
     __m256 acc[DIRECT_TILE][2];
     for (int64_t row = row0; row < row1; row++) {
         int64_t n = row / g->oh, oy = row % g->oh;
@@ -152,20 +176,8 @@ static void direct_rows_avx2(const lcnn_conv_geom *g, const float *input, const 
             for (int64_t ox = 0; ox < g->ow; ox += DIRECT_TILE) {
                 int64_t count = g->ow - ox < DIRECT_TILE ? g->ow - ox : DIRECT_TILE;
                 const float *x[DIRECT_TILE];
-                int64_t rows = 1, run = K, stride = K;
-                if (contiguousRows && direct_inside(g, oy, ox) && direct_inside(g, oy, ox + count - 1)) {
-                    rows = g->kh;
-                    run = g->kw * C;
-                    stride = g->dh * g->iw * C;
-                    const float *first = input + ((n * g->ih + oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * C;
-                    for (int i = 0; i < DIRECT_TILE; i++) x[i] = first + (i < count ? i : count - 1) * g->sw * C;
-                } else {
-                    for (int i = 0; i < count; i++) {
-                        direct_gather(g, input, n, oy, ox + i, patch + i * K);
-                        x[i] = patch + i * K;
-                    }
-                    for (int64_t i = count; i < DIRECT_TILE; i++) x[i] = x[count - 1];
-                }
+                int64_t rows, run, stride;
+                direct_tile_sources(g, input, n, oy, ox, count, patch, x, &rows, &run, &stride);
                 if (NB == 2) direct_tile_avx2(2, rows, run, stride, ocp, packed + ob, x, acc);
                 else direct_tile_avx2(1, rows, run, stride, ocp, packed + ob, x, acc);
                 int64_t pixel = row * g->ow + ox;
@@ -241,39 +253,24 @@ LCNN_INLINE void direct_store_tile512(const int NB, int act, __m512 acc[DIRECT_T
     }
 }
 
-LCNN_INLINE __mmask16 direct_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
 /// `direct_rows_avx2` with 32-channel blocks of two zmm vectors (the packed rows stay `ocp` = 8-aligned: the last
 /// block's loads and stores are masked).
 LCNN_TARGET_AVX512
 static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                                const float *residual, int act, float *output, int64_t row0, int64_t row1, float *patch) {
-    const int64_t ocp = direct_round8(g->oc), K = g->kh * g->kw * g->ic, OC = g->oc, C = g->ic;
-    const int contiguousRows = g->dw == 1;
+    const int64_t ocp = direct_round8(g->oc), OC = g->oc;
     __m512 acc[DIRECT_TILE][2];
     for (int64_t row = row0; row < row1; row++) {
         int64_t n = row / g->oh, oy = row % g->oh;
         for (int64_t ob = 0; ob < ocp; ob += 32) {
             const int NB = ocp - ob > 16 ? 2 : 1;
-            const __mmask16 m0 = direct_lanes(ocp - ob), m1 = direct_lanes(ocp - ob - 16);
-            const __mmask16 s0 = direct_lanes(OC - ob), s1 = direct_lanes(OC - ob - 16);
+            const __mmask16 m0 = lcnn_avx512_lanes(ocp - ob), m1 = lcnn_avx512_lanes(ocp - ob - 16);
+            const __mmask16 s0 = lcnn_avx512_lanes(OC - ob), s1 = lcnn_avx512_lanes(OC - ob - 16);
             for (int64_t ox = 0; ox < g->ow; ox += DIRECT_TILE) {
                 int64_t count = g->ow - ox < DIRECT_TILE ? g->ow - ox : DIRECT_TILE;
                 const float *x[DIRECT_TILE];
-                int64_t rows = 1, run = K, stride = K;
-                if (contiguousRows && direct_inside(g, oy, ox) && direct_inside(g, oy, ox + count - 1)) {
-                    rows = g->kh;
-                    run = g->kw * C;
-                    stride = g->dh * g->iw * C;
-                    const float *first = input + ((n * g->ih + oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * C;
-                    for (int i = 0; i < DIRECT_TILE; i++) x[i] = first + (i < count ? i : count - 1) * g->sw * C;
-                } else {
-                    for (int i = 0; i < count; i++) {
-                        direct_gather(g, input, n, oy, ox + i, patch + i * K);
-                        x[i] = patch + i * K;
-                    }
-                    for (int64_t i = count; i < DIRECT_TILE; i++) x[i] = x[count - 1];
-                }
+                int64_t rows, run, stride;
+                direct_tile_sources(g, input, n, oy, ox, count, patch, x, &rows, &run, &stride);
                 if (NB == 2) direct_tile_avx512(2, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
                 else direct_tile_avx512(1, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
                 int64_t pixel = row * g->ow + ox;

@@ -471,8 +471,7 @@ LCNN_INLINE void direct_avx512_tile(const int NP, int64_t k, const float *a, int
             x = _mm512_set1_ps(a5[p]); c50 = _mm512_fmadd_ps(x, b0, c50); if (NP > 1) c51 = _mm512_fmadd_ps(x, b1, c51);
         }
     }
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    const __mmask16 m1 = NP < 2 || nr <= 16 ? 0 : nr >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    const __mmask16 m0 = lcnn_avx512_lanes(nr), m1 = NP < 2 ? 0 : lcnn_avx512_lanes(nr - 16);
     const __m512 v0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
     const __m512 v1 = bias && m1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #define LCNN_DIRECT512_ROW(i, u0, u1)                                                                            \
@@ -524,7 +523,7 @@ static void direct_avx512_1x128(int64_t k, const float *a, const float *pb, int6
     }
     for (int v = 0; v < np; v++) {
         int64_t lanes = nr - PW * v;
-        __mmask16 mask = lanes >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+        __mmask16 mask = lcnn_avx512_lanes(lanes);
         __m512 x = acc[v];
         if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias + PW * v));
         if (residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, residual + PW * v));

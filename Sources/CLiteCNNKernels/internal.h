@@ -59,6 +59,11 @@ LCNN_INLINE __m256 lcnn_avx2_exp(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+/// An AVX-512 mask of the first `count` of 16 lanes (all for 16 or more, none for 0 or less).
+LCNN_INLINE __mmask16 lcnn_avx512_lanes(int64_t count) {
+    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
+}
+
 /// `lcnn_activate` on eight floats.
 LCNN_TARGET_AVX2
 LCNN_INLINE __m256 lcnn_avx2_activate(__m256 v, int act) {

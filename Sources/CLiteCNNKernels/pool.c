@@ -82,6 +82,25 @@ LCNN_INLINE void gap_body(const float *input, int64_t images, int64_t hw, int64_
 POOL_VARIANTS(avx2, LCNN_TARGET_AVX2)
 POOL_VARIANTS(avx512, LCNN_TARGET_AVX512)
 
+/// The input pixels of output pixel (n, oy, ox)'s window that lie inside the image (at most kh·kw, which the caller
+/// bounds), as pointers to their channel runs; returns their number.
+LCNN_INLINE int pool_window_taps(const lcnn_conv_geom *g, const float *input, int64_t n, int64_t oy, int64_t ox,
+                                 const float **taps) {
+    const int64_t C = g->ic;
+    int nt = 0;
+    for (int64_t ky = 0; ky < g->kh; ky++) {
+        int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+        if (iy < 0 || iy >= g->ih) continue;
+        const float *line = input + (n * g->ih + iy) * g->iw * C;
+        for (int64_t kx = 0; kx < g->kw; kx++) {
+            int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+            if (ix < 0 || ix >= g->iw) continue;
+            taps[nt++] = line + ix * C;
+        }
+    }
+    return nt;
+}
+
 /// Max pooling with the window's taps clipped once per output pixel (ceil-mode and padding overhang drop out) and
 /// 32 channels at a time kept in registers across all taps: one load per tap and channel, one store per output.
 LCNN_TARGET_AVX2 static void maxpool_blocked_avx2(const lcnn_conv_geom *g, const float *input, float *output,
@@ -94,17 +113,7 @@ LCNN_TARGET_AVX2 static void maxpool_blocked_avx2(const lcnn_conv_geom *g, const
         int64_t n = row / g->oh, oy = row % g->oh;
         for (int64_t ox = 0; ox < g->ow; ox++) {
             float *o = output + (row * g->ow + ox) * C;
-            int nt = 0;
-            for (int64_t ky = 0; ky < g->kh; ky++) {
-                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
-                if (iy < 0 || iy >= g->ih) continue;
-                const float *line = input + (n * g->ih + iy) * g->iw * C;
-                for (int64_t kx = 0; kx < g->kw; kx++) {
-                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
-                    if (ix < 0 || ix >= g->iw) continue;
-                    taps[nt++] = line + ix * C;
-                }
-            }
+            const int nt = pool_window_taps(g, input, n, oy, ox, taps);
             int64_t c = 0;
             for (; c + 32 <= C; c += 32) {
                 __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
@@ -145,24 +154,13 @@ LCNN_TARGET_AVX512 static void maxpool_blocked_avx512(const lcnn_conv_geom *g, c
         int64_t n = row / g->oh, oy = row % g->oh;
         for (int64_t ox = 0; ox < g->ow; ox++) {
             float *o = output + (row * g->ow + ox) * C;
-            int nt = 0;
-            for (int64_t ky = 0; ky < g->kh; ky++) {
-                int64_t iy = oy * g->sh - g->pt + ky * g->dh;
-                if (iy < 0 || iy >= g->ih) continue;
-                const float *line = input + (n * g->ih + iy) * g->iw * C;
-                for (int64_t kx = 0; kx < g->kw; kx++) {
-                    int64_t ix = ox * g->sw - g->pl + kx * g->dw;
-                    if (ix < 0 || ix >= g->iw) continue;
-                    taps[nt++] = line + ix * C;
-                }
-            }
+            const int nt = pool_window_taps(g, input, n, oy, ox, taps);
             for (int64_t c = 0; c < C; c += 64) {
                 __mmask16 k[4];
                 __m512 m[4];
 #pragma clang loop unroll(full)
                 for (int v = 0; v < 4; v++) {
-                    int64_t left = C - c - 16 * v;
-                    k[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+                    k[v] = lcnn_avx512_lanes(C - c - 16 * v);
                     m[v] = _mm512_set1_ps(-INFINITY);
                 }
                 for (int t = 0; t < nt; t++) {
