@@ -106,13 +106,8 @@ struct CompressCommand: ParsableCommand {
     func validate() throws {
         guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096, got \(batch)") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024, got \(threads)") }
+        _ = try layerSparsities()
         do { try plan().validate() } catch { throw ValidationError("\(error)") }
-        for entry in layerPrune {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, !parts[0].isEmpty, Double(parts[1]) != nil else {
-                throw ValidationError("--layer-prune takes NAME=S (e.g. classifier.6=0.77), got '\(entry)'")
-            }
-        }
         let hasStage = prune != nil || fcPrune != nil || !layerPrune.isEmpty || pruneSchedule != nil || structured != nil || bits != nil
             || fcBits != nil || huffman || svd != nil || tucker != nil || spatial != nil || calibrate != nil
         guard hasStage else {
@@ -126,13 +121,21 @@ struct CompressCommand: ParsableCommand {
                         bits: bits, fcBits: fcBits, linear: linear, perChannel: perChannel, symmetric: symmetric,
                         calibration: calibrate, calibrationImages: calibrationImages, huffman: huffman,
                         finetuneEpochs: finetuneEpochs, finetuneLearningRate: finetuneLearningRate)
+        if let layers = try? layerSparsities(), !layers.isEmpty { plan.layerSparsity = layers }
+        return plan
+    }
+
+    /// `--layer-prune NAME=S` options as a sparsity per name; a malformed one is a validation error.
+    func layerSparsities() throws -> [String: Double] {
         var layers: [String: Double] = [:]
         for entry in layerPrune {
             let parts = entry.split(separator: "=", maxSplits: 1)
-            if parts.count == 2, let value = Double(parts[1]) { layers[String(parts[0])] = value }
+            guard parts.count == 2, !parts[0].isEmpty, let value = Double(parts[1]) else {
+                throw ValidationError("--layer-prune takes NAME=S (e.g. classifier.6=0.77), got '\(entry)'")
+            }
+            layers[String(parts[0])] = value
         }
-        if !layers.isEmpty { plan.layerSparsity = layers }
-        return plan
+        return layers
     }
 
     func run() throws {

@@ -243,7 +243,10 @@ public final class Compressor {
             detail = "\(plan.globalPruning ? "global" : "per-layer") pruning on the schedule \(schedule)"
             // --fc-prune and --layer-prune give the final sparsity of those layers; the others end at the schedule's.
             var targets: [String: Double] = [:]
-            if let fc = plan.fcSparsity { for name in weightNames where fullyConnected.contains(name) { targets[name] = fc } }
+            if let fc = plan.fcSparsity {
+                let fullyConnected = self.fullyConnected
+                for name in weightNames where fullyConnected.contains(name) { targets[name] = fc }
+            }
             for (name, value) in try resolvedLayerSparsity() { targets[name] = value }
             let pruner = ScheduledPruner(schedule: schedule, parameters: parameters, global: plan.globalPruning, names: weightNames,
                                          layerTargets: targets)

@@ -206,20 +206,22 @@ extension PackedConvolution {
             runByChannels(input, output, ldo, g, act, bias, residual, tile: tile, tiles: tiles)
             return
         }
-        if weightsOutweighPixels(g, pixels: pixels) {
-            // Each thread reads only its share of the weights; all of them read the (smaller) input. An im2col
-            // convolution gathers the patches once per block, so it takes one block per thread.
-            runByChannels(input, output, ldo, g, act, bias, residual, tile: pixels, tiles: 1,
-                          blocks: g.isPointwise ? nil : pool.threadCount)
-            return
-        }
-        if pool.threadCount == 1, !g.isPointwise, g.groups == 1, g.outputChannels >= pixels,
-           pixels * k <= Self.wholeIm2colFloats {
-            // One thread, weights larger than the patches (ResNet-18's 7×7 stage: 9.4 MB of weights, 0.9 MB of
-            // patches): one tile, so that the weights stream through once instead of once per tile.
-            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), bias, residual, act, output,
-                                        Int64(ldo), 0, Int64(pixels))
-            return
+        if weightsOutweighPixels(g, pixels: pixels, k: k) {
+            let threads = pool.threadCount
+            if threads > 1, g.outputChannels >= 32 * threads {
+                // Each thread reads only its share of the weights; all of them read the (smaller) input. An im2col
+                // convolution gathers the patches once per block, so it takes one block per thread.
+                runByChannels(input, output, ldo, g, act, bias, residual, tile: pixels, tiles: 1,
+                              blocks: g.isPointwise ? nil : threads)
+                return
+            }
+            if threads == 1, !g.isPointwise {
+                // One tile (ResNet-18's 7×7 stage: 9.4 MB of weights, 0.9 MB of patches), so that the weights stream
+                // through once instead of once per tile.
+                lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), bias, residual, act, output,
+                                            Int64(ldo), 0, Int64(pixels))
+                return
+            }
         }
         let stride = groupStride
         pool.parallelFor(tiles) { t in
@@ -236,14 +238,12 @@ extension PackedConvolution {
         return threads > 1 && g.isPointwise && g.groups == 1 && tiles < 2 * threads && g.outputChannels > 16
     }
 
-    /// Whether a pointwise product on several threads reads more weight than input (at least as many output channels
-    /// as pixels: MobileNet's 14×14 and 7×7 stages at batch 1), so that splitting the output channels, not the
-    /// pixels, keeps each thread from streaming every weight.
-    fileprivate func weightsOutweighPixels(_ g: ConvGeometry, pixels: Int) -> Bool {
-        let threads = WorkerPool.shared.threadCount
-        guard threads > 1, g.groups == 1, g.outputChannels >= 32 * threads, g.outputChannels >= pixels else { return false }
-        let k = g.kernelHeight * g.kernelWidth * g.inputChannels
-        return g.isPointwise || pixels * k <= Self.wholeIm2colFloats
+    /// Whether a single-group product reads more weight than input (at least as many output channels as pixels:
+    /// MobileNet's 14×14 and 7×7 stages, ResNet-18's 7×7 stage at batch 1) and its patches, if any, can be gathered
+    /// whole, so that the weights should stream through once: split by output channels on several threads, one tile
+    /// on one.
+    fileprivate func weightsOutweighPixels(_ g: ConvGeometry, pixels: Int, k: Int) -> Bool {
+        g.groups == 1 && g.outputChannels >= pixels && (g.isPointwise || pixels * k <= Self.wholeIm2colFloats)
     }
 
     /// The largest im2col matrix (floats) gathered whole when the weights outweigh the pixels: 2 M floats, 8 MB.
