@@ -9,12 +9,13 @@
 // level. Edges are zero-padded in the packed panels; stores are masked (AVX-512) or go through a scratch tile.
 //
 // Direct path (the inference case C = act(A·B + bias + residual) with B pre-packed): A is read in place instead of
-// being packed, and each tile (AVX2 6 × 16, AVX-512 6 × 32) accumulates over the whole depth K in registers (walking
-// B's KC blocks) before one epilogue, so C is written once. For the short reductions of lightweight networks (1×1
-// convolutions with K = 16…160) packing A and re-reading C per KC block cost as much as the multiply-adds; measured
-// on the development VM (Zen 3, one core) the AVX2 direct path runs 1×1 products at 70–90 GFLOP/s where the packed
-// path ran 20–70. On Zen 5 (AVX-512) the direct 6 × 32 tile is 10–30 % faster than the packed one for K ≤ 192
-// (12544×64×32: 271 → 223 µs; 784×32×192: 48 → 37 µs) and level with it on deep products.
+// being packed, and each tile accumulates over the whole depth K in registers (walking B's KC blocks) before one
+// epilogue, so C is written once. For the short reductions of lightweight networks (1×1 convolutions with
+// K = 16…160) packing A and re-reading C per KC block cost as much as the multiply-adds; measured on the development
+// VM (Zen 3, one core) the AVX2 direct path (6 × 16 tiles) runs 1×1 products at 70–90 GFLOP/s where the packed path
+// ran 20–70. On Zen 5 the AVX-512 direct path is 10–30 % faster than the packed one for K ≤ 192 (12544×64×32:
+// 271 → 210 µs) and level with it on deep products; its tile height follows the rows to cover (6 × 32, 7 or 8 × 48,
+// 4 × 64), so that a 7×7 map or a batch of 8 is not padded to multiples of 6.
 #include "internal.h"
 
 enum { MR = 6, PW = 16, KC = LCNN_GEMM_KC, MC = 144, NC = 1024 };
@@ -447,52 +448,93 @@ static void gemm_direct_avx2(int64_t m, int64_t n, int64_t k, const float *a, in
 #endif
 
 #if LCNN_X86
-/// The AVX-512 direct tile: 6 rows × `NP` (1 or 2) packed panels of 16 columns of C = act(A·B + bias + residual),
-/// A read in place over the whole depth as in `direct_avx2_6x16` (B's KC blocks walked inside, C written once).
-/// Columns past `nr` hit the panels' zero padding and are masked at the store; rows past `mr` repeat the last row.
+/// The AVX-512 direct tile: `MRR` rows (4, 6, 7 or 8) × `NP` packed panels of 16 columns (1 to 4; `MRR·NP ≤ 24`
+/// accumulators) of C = act(A·B + bias + residual), A read in place over the whole depth as in `direct_avx2_6x16`
+/// (B's KC blocks walked inside, C written once). Columns past `nr` hit the panels' zero padding and are masked at
+/// the store; rows past `mr` repeat the last row and are not stored. The epilogue adds bias and residual to the
+/// accumulators, then applies the activation with one switch for the whole tile (a switch per stored vector cost
+/// a quarter of the time of a K = 16 product). With `PF > 0` every k-step prefetches each panel `PF` k-steps ahead.
+/// The operands a direct AVX-512 product shares between its tiles: depth, B packed (`lcnn_pack_b` layout, panel
+/// stride `stride`), the row strides of A, C and the residual, and the activation.
+typedef struct {
+    int64_t k, lda, stride, ldc, ldr;
+    const float *packedB;
+    int act;
+} direct_operands;
+
 LCNN_TARGET_AVX512
-LCNN_INLINE void direct_avx512_tile(const int NP, int64_t k, const float *a, int64_t lda, int64_t mr, const float *pb,
-                                    int64_t stride, int64_t panel, float *c, int64_t ldc, int64_t nr,
-                                    const float *bias, const float *residual, int64_t ldr, int act) {
-    const float *a0 = a, *a1 = mr > 1 ? a0 + lda : a0, *a2 = mr > 2 ? a1 + lda : a1, *a3 = mr > 3 ? a2 + lda : a2,
-                *a4 = mr > 4 ? a3 + lda : a3, *a5 = mr > 5 ? a4 + lda : a4;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+LCNN_INLINE void direct_avx512_tile(const int MRR, const int NP, const int PF, const direct_operands *d, const float *a,
+                                    int64_t mr, int64_t panel, float *c, int64_t nr, const float *bias,
+                                    const float *residual) {
+    const int64_t k = d->k, lda = d->lda, stride = d->stride, ldc = d->ldc, ldr = d->ldr;
+    const float *pb = d->packedB;
+    const int act = d->act;
+    __m512 acc[8][4];
+    const float *row[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MRR; i++) {
+        row[i] = a + (i < mr ? i : mr - 1) * lda;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP; j++) acc[i][j] = _mm512_setzero_ps();
+    }
     for (int64_t pc = 0; pc < k; pc += KC) {
         int64_t kc = k - pc < KC ? k - pc : KC;
-        const float *bp = pb + pc * stride + panel * kc * PW, *bq = bp + kc * PW;
-        for (int64_t p = pc; p < pc + kc; p++, bp += PW, bq += PW) {
-            __m512 b0 = _mm512_loadu_ps(bp), b1 = NP > 1 ? _mm512_loadu_ps(bq) : b0, x;
-            x = _mm512_set1_ps(a0[p]); c00 = _mm512_fmadd_ps(x, b0, c00); if (NP > 1) c01 = _mm512_fmadd_ps(x, b1, c01);
-            x = _mm512_set1_ps(a1[p]); c10 = _mm512_fmadd_ps(x, b0, c10); if (NP > 1) c11 = _mm512_fmadd_ps(x, b1, c11);
-            x = _mm512_set1_ps(a2[p]); c20 = _mm512_fmadd_ps(x, b0, c20); if (NP > 1) c21 = _mm512_fmadd_ps(x, b1, c21);
-            x = _mm512_set1_ps(a3[p]); c30 = _mm512_fmadd_ps(x, b0, c30); if (NP > 1) c31 = _mm512_fmadd_ps(x, b1, c31);
-            x = _mm512_set1_ps(a4[p]); c40 = _mm512_fmadd_ps(x, b0, c40); if (NP > 1) c41 = _mm512_fmadd_ps(x, b1, c41);
-            x = _mm512_set1_ps(a5[p]); c50 = _mm512_fmadd_ps(x, b0, c50); if (NP > 1) c51 = _mm512_fmadd_ps(x, b1, c51);
+        const float *bp = pb + pc * stride + panel * kc * PW;
+        for (int64_t p = pc; p < pc + kc; p++, bp += PW) {
+            __m512 b[4];
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP; j++) b[j] = _mm512_loadu_ps(bp + j * kc * PW);
+            if (PF) {
+#pragma clang loop unroll(full)
+                for (int j = 0; j < NP; j++) _mm_prefetch((const char *)(bp + j * kc * PW + PF * PW), _MM_HINT_T0);
+            }
+#pragma clang loop unroll(full)
+            for (int i = 0; i < MRR; i++) {
+                __m512 x = _mm512_set1_ps(row[i][p]);
+#pragma clang loop unroll(full)
+                for (int j = 0; j < NP; j++) acc[i][j] = _mm512_fmadd_ps(x, b[j], acc[i][j]);
+            }
         }
     }
-    const __mmask16 m0 = lcnn_avx512_lanes(nr), m1 = NP < 2 ? 0 : lcnn_avx512_lanes(nr - 16);
-    const __m512 v0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    const __m512 v1 = bias && m1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-#define LCNN_DIRECT512_ROW(i, u0, u1)                                                                            \
-    if (mr > i) {                                                                                                \
-        float *cp = c + i * ldc;                                                                                 \
-        __m512 w0 = _mm512_add_ps(u0, v0);                                                                       \
-        if (residual) w0 = _mm512_add_ps(w0, _mm512_maskz_loadu_ps(m0, residual + i * ldr));                    \
-        _mm512_mask_storeu_ps(cp, m0, lcnn_avx512_activate(w0, act));                                            \
-        if (m1) {                                                                                                \
-            __m512 w1 = _mm512_add_ps(u1, v1);                                                                   \
-            if (residual) w1 = _mm512_add_ps(w1, _mm512_maskz_loadu_ps(m1, residual + i * ldr + 16));           \
-            _mm512_mask_storeu_ps(cp + 16, m1, lcnn_avx512_activate(w1, act));                                   \
-        }                                                                                                        \
+    __mmask16 mask[4];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NP; j++) {
+        mask[j] = lcnn_avx512_lanes(nr - PW * j);
+        if (bias) {
+            __m512 v = _mm512_maskz_loadu_ps(mask[j], bias + PW * j);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < MRR; i++) acc[i][j] = _mm512_add_ps(acc[i][j], v);
+        }
     }
-    LCNN_DIRECT512_ROW(0, c00, c01)
-    LCNN_DIRECT512_ROW(1, c10, c11)
-    LCNN_DIRECT512_ROW(2, c20, c21)
-    LCNN_DIRECT512_ROW(3, c30, c31)
-    LCNN_DIRECT512_ROW(4, c40, c41)
-    LCNN_DIRECT512_ROW(5, c50, c51)
-#undef LCNN_DIRECT512_ROW
+    if (residual) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < MRR; i++) {
+            const float *r = residual + (i < mr ? i : mr - 1) * ldr;
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP; j++)
+                acc[i][j] = _mm512_add_ps(acc[i][j], _mm512_maskz_loadu_ps(mask[j], r + PW * j));
+        }
+    }
+    switch (act) {
+    case LCNN_ACT_NONE: break;
+    case LCNN_ACT_RELU:
+#pragma clang loop unroll(full)
+        for (int i = 0; i < MRR; i++)
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP; j++) acc[i][j] = _mm512_max_ps(acc[i][j], _mm512_setzero_ps());
+        break;
+    default:
+#pragma clang loop unroll(full)
+        for (int i = 0; i < MRR; i++)
+#pragma clang loop unroll(full)
+            for (int j = 0; j < NP; j++) acc[i][j] = lcnn_avx512_activate(acc[i][j], act);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < MRR; i++) {
+        if (i >= mr) break;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NP; j++) _mm512_mask_storeu_ps(c + i * ldc + PW * j, mask[j], acc[i][j]);
+    }
 }
 
 /// One row of C over up to 8 packed panels (128 columns) from `panel`, AVX-512: a matrix-vector product (a classifier
@@ -531,8 +573,41 @@ static void direct_avx512_1x128(int64_t k, const float *a, const float *pb, int6
     }
 }
 
-/// `gemm_direct_avx2` with the 6 × 32 AVX-512 tile: column blocks sized so that their packed panels stay in L2, then
-/// 6-row tiles of A read in place.
+/// Rows per AVX-512 direct tile for an `m`-row product: 6 (× 32 columns), unless 7 or 8 rows (× 48) pad `m` to
+/// whole tiles by at least 4 % less (a 7 × 7 map, 49 pixels, takes seven 7-row tiles where 6-row tiles computed 54
+/// rows; at batch 8 a classifier takes one 8-row tile instead of two 6-row ones). The 6 × 32 tile is the faster one
+/// on short reductions (K ≤ 64: 5–10 % on one core of the Zen 5 VM), so it keeps every shape where padding is not
+/// at stake. Up to 4 rows take a 4-row tile (× 64 columns).
+static int direct_avx512_rows(int64_t m) {
+    if (m <= 4) return 4;
+    int best = 6;
+    int64_t bestPadded = (m + 5) / 6 * 6;
+    for (int r = 7; r <= 8; r++) {
+        int64_t padded = (m + r - 1) / r * r;
+        if (padded * 26 < bestPadded * 25) { best = r; bestPadded = padded; }
+    }
+    return best;
+}
+
+/// One row block `[i, i + mr)` of the direct product over columns `[jb, je)` (`a`, `c`, `residual` at row i), tiles
+/// of `MRR` rows × `NP` panels, the right edge with as many panels as remain.
+LCNN_TARGET_AVX512
+LCNN_INLINE void direct_avx512_rows_block(const int MRR, const int NP, const int PF, const direct_operands *d,
+                                          const float *a, int64_t mr, int64_t jb, int64_t je, int64_t panel0, float *c,
+                                          const float *bias, const float *residual) {
+    for (int64_t j = jb; j < je; j += NP * PW) {
+        int64_t nr = je - j < NP * PW ? je - j : NP * PW, q = panel0 + j / PW;
+        int panels = (int)((nr + PW - 1) / PW);
+        const float *bj = bias ? bias + j : NULL, *rj = residual ? residual + j : NULL;
+        if (panels >= NP) direct_avx512_tile(MRR, NP, PF, d, a, mr, q, c + j, nr, bj, rj);
+        else if (NP > 3 && panels == 3) direct_avx512_tile(MRR, 3, PF, d, a, mr, q, c + j, nr, bj, rj);
+        else if (NP > 2 && panels == 2) direct_avx512_tile(MRR, 2, PF, d, a, mr, q, c + j, nr, bj, rj);
+        else direct_avx512_tile(MRR, 1, PF, d, a, mr, q, c + j, nr, bj, rj);
+    }
+}
+
+/// `gemm_direct_avx2` with AVX-512 tiles of `direct_avx512_rows(m)` rows: column blocks sized so that their packed
+/// panels stay in L2, then row tiles of A read in place.
 LCNN_TARGET_AVX512
 static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packedB,
                                int64_t stride, int64_t panel0, float *c, int64_t ldc, const float *bias,
@@ -545,23 +620,30 @@ static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, 
         }
         return;
     }
+    const direct_operands d = {k, lda, stride, ldc, ldr, packedB, act};
+    const int rows = direct_avx512_rows(m), np = rows == 4 ? 4 : rows == 6 ? 2 : 3;
     int64_t blockPanels = (192 * 1024 / 4) / (k * PW);
-    if (blockPanels < 2) blockPanels = 2;
-    blockPanels &= ~(int64_t)1;
+    if (blockPanels < np) blockPanels = np;
+    blockPanels -= blockPanels % np;
     for (int64_t jb = 0; jb < n; jb += blockPanels * PW) {
         int64_t je = jb + blockPanels * PW < n ? jb + blockPanels * PW : n;
-        for (int64_t i = 0; i < m; i += MR) {
-            int64_t mr = m - i < MR ? m - i : MR;
-            for (int64_t j = jb; j < je; j += 2 * PW) {
-                int64_t nr = je - j < 2 * PW ? je - j : 2 * PW;
-                const float *bj = bias ? bias + j : NULL, *rj = residual ? residual + i * ldr + j : NULL;
-                if (nr > PW)
-                    direct_avx512_tile(2, k, a + i * lda, lda, mr, packedB, stride, panel0 + j / PW, c + i * ldc + j, ldc,
-                                       nr, bj, rj, ldr, act);
-                else
-                    direct_avx512_tile(1, k, a + i * lda, lda, mr, packedB, stride, panel0 + j / PW, c + i * ldc + j, ldc,
-                                       nr, bj, rj, ldr, act);
+        for (int64_t i = 0; i < m; i += rows) {
+            int64_t mr = m - i < rows ? m - i : rows;
+            const float *ai = a + i * lda, *ri = residual ? residual + i * ldr : NULL;
+            float *ci = c + i * ldc;
+            // The first row tile of a column block brings the block's weights from memory, prefetching 32 k-steps
+            // ahead on every panel (MobileNet V1's 7×7 1×1 layer with weights out of L2: 545 → 480 µs on one core);
+            // the other tiles find them in L2.
+#define LCNN_ROWS_BLOCK(R, P)                                                                                     \
+            if (i == 0) direct_avx512_rows_block(R, P, 32, &d, ai, mr, jb, je, panel0, ci, bias, ri);            \
+            else direct_avx512_rows_block(R, P, 0, &d, ai, mr, jb, je, panel0, ci, bias, ri);
+            switch (rows) {
+            case 4: LCNN_ROWS_BLOCK(4, 4) break;
+            case 6: LCNN_ROWS_BLOCK(6, 2) break;
+            case 7: LCNN_ROWS_BLOCK(7, 3) break;
+            default: LCNN_ROWS_BLOCK(8, 3)
             }
+#undef LCNN_ROWS_BLOCK
         }
     }
 }

@@ -64,4 +64,20 @@ final class ChannelSplitConvolutionTests: XCTestCase {
         check(pixels: (3, 1, 1), cin: 129, cout: 100, threads: 2, seed: 50)  // batch 3 classifier
         check(pixels: (2, 3, 5), cin: 33, cout: 48, threads: 2, seed: 60)
     }
+
+    /// The AVX-512 direct product picks its tile height from the rows it is given (4 rows up to 4, else 6, 7 or 8,
+    /// whichever pads least) and its width from the panels left (1–4 panels of 16): every height from 1 to 24 on one
+    /// thread (one pixel tile each) against widths that end on every panel count, and whole 7×7 and 14×14 maps
+    /// (channel split on two threads, one tile of 49, 98 or 196 rows).
+    func testEveryRowTileHeight() {
+        for pixels in 1...24 {
+            for (index, cout) in [16, 47, 65, 100].enumerated() {
+                check(pixels: (1, 1, pixels), cin: pixels % 5 == 0 ? 300 : 19, cout: cout, threads: 1,
+                      seed: UInt64(1000 + 10 * pixels + index))
+            }
+        }
+        check(pixels: (1, 7, 7), cin: 40, cout: 130, threads: 2, seed: 70)
+        check(pixels: (2, 7, 7), cin: 21, cout: 113, threads: 2, seed: 80)
+        check(pixels: (1, 14, 14), cin: 11, cout: 209, threads: 2, seed: 90)
+    }
 }
