@@ -254,10 +254,11 @@ LCNN_INLINE void direct_store_tile512(const int NB, int act, __m512 acc[DIRECT_T
 }
 
 /// `direct_rows_avx2` with 32-channel blocks of two zmm vectors (the packed rows stay `ocp` = 8-aligned: the last
-/// block's loads and stores are masked).
+/// block's loads and stores are masked), for dilated rows (their taps are not one run per window row).
 LCNN_TARGET_AVX512
-static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                               const float *residual, int act, float *output, int64_t row0, int64_t row1, float *patch) {
+static void direct_rows_avx512_gathered(const lcnn_conv_geom *g, const float *input, const float *packed,
+                                        const float *bias, const float *residual, int act, float *output, int64_t row0,
+                                        int64_t row1, float *patch) {
     const int64_t ocp = direct_round8(g->oc), OC = g->oc;
     __m512 acc[DIRECT_TILE][2];
     for (int64_t row = row0; row < row1; row++) {
@@ -281,6 +282,80 @@ static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, cons
         }
     }
 }
+
+/// Floats of a zero-bordered slab of input rows (`direct_rows_avx512`): about 256 KB, so that it stays in L2 while
+/// every 32-channel block of the output sweeps it.
+enum { DIRECT_SLAB_FLOATS = 65536 };
+
+/// Output rows `[row0, row1)` (row = n·oh + oy) without dilation in width, AVX-512. Every window is read in place —
+/// when the convolution pads, from a copy of the input rows the output rows read, bordered with the padding's zeros
+/// (a slab of at most `DIRECT_SLAB_FLOATS`, or one output row's worth, in thread scratch) — so a tile never gathers
+/// a patch, and the rows' pixels form one sequence of tiles of six that runs across row ends (a 55-pixel row costs
+/// 55/6 of a tile, not 10). Per 32-channel block of output channels (its weights stay in L1) the slab's pixels stream
+/// past. On one core of the Zen 5 VM: SqueezeNet 1.1's 3×3 expand (16 → 64 channels at 55×55, padded) 270 → 225 µs,
+/// MobileNet's stem (3 → 32, 224×224, stride 2) 118 → 96 µs, against per-row tiles with gathered border patches.
+LCNN_TARGET_AVX512
+static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
+                               const float *residual, int act, float *output, int64_t row0, int64_t row1) {
+    const int64_t C = g->ic, ocp = direct_round8(g->oc), OC = g->oc, ow = g->ow, oh = g->oh;
+    // Slab column j holds input column j − pl; it spans every column a window of the output row touches.
+    const int64_t spanW = (ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    const int padded = g->pt > 0 || g->pl > 0 || spanW > g->iw + g->pl ||
+                       (oh - 1) * g->sh + (g->kh - 1) * g->dh + 1 > g->ih + g->pt;
+    const int64_t slabW = padded ? spanW : g->iw, pitch = slabW * C;
+    const int64_t windowRows = (g->kh - 1) * g->dh + 1;
+    int64_t chunkRows = padded ? (DIRECT_SLAB_FLOATS / pitch - windowRows) / g->sh + 1 : row1 - row0;
+    if (chunkRows < 1) chunkRows = 1;
+    __m512 acc[DIRECT_TILE][2];
+    for (int64_t row = row0; row < row1;) {
+        const int64_t n = row / oh, oy0 = row % oh;
+        int64_t oy1 = oy0 + (row1 - row);
+        if (oy1 > oh) oy1 = oh;
+        if (oy1 - oy0 > chunkRows) oy1 = oy0 + chunkRows;
+        // Pixel (oy, ox)'s window starts at base + (oy·sh·slabW + ox·sw)·C.
+        const float *base;
+        if (padded) {
+            const int64_t iyFirst = oy0 * g->sh - g->pt, slabRows = (oy1 - 1 - oy0) * g->sh + windowRows;
+            float *slab = lcnn_scratch(LCNN_SCRATCH_SLAB, slabRows * pitch);
+            const int64_t copyW = g->iw < slabW - g->pl ? g->iw : slabW - g->pl;
+            for (int64_t r = 0; r < slabRows; r++) {
+                const int64_t iy = iyFirst + r;
+                float *dst = slab + r * pitch;
+                if (iy < 0 || iy >= g->ih || copyW <= 0) { memset(dst, 0, (size_t)pitch * sizeof(float)); continue; }
+                memset(dst, 0, (size_t)(g->pl * C) * sizeof(float));
+                memcpy(dst + g->pl * C, input + ((n * g->ih + iy) * g->iw) * C, (size_t)(copyW * C) * sizeof(float));
+                memset(dst + (g->pl + copyW) * C, 0, (size_t)((slabW - g->pl - copyW) * C) * sizeof(float));
+            }
+            base = slab - oy0 * g->sh * pitch;
+        } else {
+            base = input + n * g->ih * pitch;
+        }
+        const int64_t pixels = (oy1 - oy0) * ow, first = n * oh * ow + oy0 * ow;
+        const int64_t rows = g->kh, run = g->kw * C, stride = g->dh * pitch;
+        for (int64_t ob = 0; ob < ocp; ob += 32) {
+            const int NB = ocp - ob > 16 ? 2 : 1;
+            const __mmask16 m0 = lcnn_avx512_lanes(ocp - ob), m1 = lcnn_avx512_lanes(ocp - ob - 16);
+            const __mmask16 s0 = lcnn_avx512_lanes(OC - ob), s1 = lcnn_avx512_lanes(OC - ob - 16);
+            int64_t oy = oy0, ox = 0;
+            for (int64_t p = 0; p < pixels; p += DIRECT_TILE) {
+                const int64_t count = pixels - p < DIRECT_TILE ? pixels - p : DIRECT_TILE;
+                const float *x[DIRECT_TILE];
+                for (int i = 0; i < DIRECT_TILE; i++) {
+                    x[i] = base + (oy * g->sh * slabW + ox * g->sw) * C;
+                    if (i + 1 < count && ++ox == ow) { ox = 0; oy++; }
+                }
+                if (++ox == ow) { ox = 0; oy++; }
+                if (NB == 2) direct_tile_avx512(2, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
+                else direct_tile_avx512(1, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
+                const int64_t pixel = first + p;
+                const float *res = residual ? residual + pixel * OC : NULL;
+                if (NB == 2) direct_store_tile512(2, act, acc, count, ob, OC, s0, s1, bias, res, output + pixel * OC);
+                else direct_store_tile512(1, act, acc, count, ob, OC, s0, s1, bias, res, output + pixel * OC);
+            }
+        }
+        row += oy1 - oy0;
+    }
+}
 #endif
 
 void lcnn_conv2d_direct_rows(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
@@ -288,7 +363,11 @@ void lcnn_conv2d_direct_rows(const lcnn_conv_geom *g, const float *input, const 
     const int64_t K = g->kh * g->kw * g->ic;
     float *patch = lcnn_scratch(LCNN_SCRATCH_COLS, 6 * K + 16);
 #if LCNN_X86
-    if (lcnn_isa_level() >= 2) { direct_rows_avx512(g, input, packed, bias, residual, act, output, row0, row1, patch); return; }
+    if (lcnn_isa_level() >= 2) {
+        if (g->dw == 1) direct_rows_avx512(g, input, packed, bias, residual, act, output, row0, row1);
+        else direct_rows_avx512_gathered(g, input, packed, bias, residual, act, output, row0, row1, patch);
+        return;
+    }
     if (lcnn_isa_level() >= 1) { direct_rows_avx2(g, input, packed, bias, residual, act, output, row0, row1, patch); return; }
 #endif
     direct_rows_portable(g, input, packed, bias, residual, act, output, row0, row1, patch);

@@ -65,6 +65,15 @@ final class ConvolutionKernelTests: XCTestCase {
             geometry(1, 9, 23, 16, 40, k: (3, 3), pad: (1, 1, 1, 1)),
             geometry(2, 7, 19, 17, 33, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1)),
             geometry(1, 8, 14, 6, 7, k: (5, 5), pad: (2, 2, 2, 2)),
+            // AVX-512 reads padded windows from a zero-bordered copy of the rows (a slab of about 256 KB): rows wide
+            // enough that a slab holds only a few output rows (chunks of 3, at stride 1 and 2), padding only at the
+            // bottom and right, height-only dilation (one run per window row, rows 2 apart), a row range that
+            // crosses from one image to the next (batch 3, split over the threads).
+            geometry(1, 9, 700, 16, 20, k: (3, 3), pad: (1, 1, 1, 1)),
+            geometry(1, 11, 701, 16, 36, k: (3, 3), s: (2, 2), pad: (1, 0, 1, 2)),
+            geometry(1, 10, 9, 5, 21, k: (3, 3), pad: (0, 0, 2, 1)),
+            geometry(2, 12, 10, 4, 18, k: (3, 3), d: (2, 1), pad: (2, 1, 2, 1)),
+            geometry(3, 5, 7, 8, 50, k: (1, 3), s: (1, 2), pad: (0, 1, 0, 1)),
         ]
         let activations: [FusedActivation] = [.none, .relu, .relu6, .hardSwish, .sigmoid, .hardSigmoid, .silu]
         for (i, g) in cases.enumerated() {
