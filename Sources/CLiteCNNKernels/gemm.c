@@ -573,18 +573,30 @@ static void direct_avx512_1x128(int64_t k, const float *a, const float *pb, int6
     }
 }
 
-/// Rows per AVX-512 direct tile for an `m`-row product: 6 (× 32 columns), unless 7 or 8 rows (× 48) pad `m` to
-/// whole tiles by at least 4 % less (a 7 × 7 map, 49 pixels, takes seven 7-row tiles where 6-row tiles computed 54
-/// rows; at batch 8 a classifier takes one 8-row tile instead of two 6-row ones). The 6 × 32 tile is the faster one
-/// on short reductions (K ≤ 64: 5–10 % on one core of the Zen 5 VM), so it keeps every shape where padding is not
-/// at stake. Up to 4 rows take a 4-row tile (× 64 columns).
-static int direct_avx512_rows(int64_t m) {
+/// Cycles per k-step of the tiles covering `panels` panels of one row block with `rows × np` tiles: a tile of `r` rows
+/// and `p` panels issues `r·p` FMAs and `r + p` loads, two of either per cycle.
+static int64_t direct_avx512_row_block_cost(int64_t panels, int rows, int np) {
+    const int64_t whole = panels / np, rest = panels % np;
+    const int64_t full = rows * np > rows + np ? rows * np : rows + np;
+    const int64_t part = rest == 0 ? 0 : rows * rest > rows + rest ? rows * rest : rows + rest;
+    return whole * full + part;
+}
+
+/// Rows per AVX-512 direct tile for an `m` × `n` product of depth `k`: of 6 (× 32 columns), 7 and 8 rows (× 48), the
+/// height whose tiles cost least under `direct_avx512_row_block_cost` (rows padded to whole tiles, narrow tiles at the
+/// right edge), 6 on a tie; below K = 256 the taller tiles count 5 % more (the 6 × 32 tile is the faster one on
+/// short reductions: K ≤ 64, 5–10 % on one core of the Zen 5 VM). A 7 × 7 map (49 pixels) takes seven 7-row tiles
+/// where 6-row tiles computed 54 rows; 14 × 14 (196) takes 7 rows at K = 512 (−4 %); at batch 8 a classifier takes one
+/// 8-row tile instead of two 6-row ones; 3136 × 64 keeps 6 (7 would leave a one-panel tile in every row block). Up to
+/// 4 rows take a 4-row tile (× 64 columns).
+static int direct_avx512_rows(int64_t m, int64_t n, int64_t k) {
     if (m <= 4) return 4;
+    const int64_t panels = (n + PW - 1) / PW;
     int best = 6;
-    int64_t bestPadded = (m + 5) / 6 * 6;
+    int64_t bestCost = 100 * ((m + 5) / 6) * direct_avx512_row_block_cost(panels, 6, 2);
     for (int r = 7; r <= 8; r++) {
-        int64_t padded = (m + r - 1) / r * r;
-        if (padded * 26 < bestPadded * 25) { best = r; bestPadded = padded; }
+        const int64_t cost = (k < 256 ? 105 : 100) * ((m + r - 1) / r) * direct_avx512_row_block_cost(panels, r, 3);
+        if (cost < bestCost) { best = r; bestCost = cost; }
     }
     return best;
 }
@@ -606,7 +618,7 @@ LCNN_INLINE void direct_avx512_rows_block(const int MRR, const int NP, const int
     }
 }
 
-/// `gemm_direct_avx2` with AVX-512 tiles of `direct_avx512_rows(m)` rows: column blocks sized so that their packed
+/// `gemm_direct_avx2` with AVX-512 tiles of `direct_avx512_rows(m, n, k)` rows: column blocks sized so that their packed
 /// panels stay in L2, then row tiles of A read in place.
 LCNN_TARGET_AVX512
 static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *packedB,
@@ -621,7 +633,7 @@ static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, 
         return;
     }
     const direct_operands d = {k, lda, stride, ldc, ldr, packedB, act};
-    const int rows = direct_avx512_rows(m), np = rows == 4 ? 4 : rows == 6 ? 2 : 3;
+    const int rows = direct_avx512_rows(m, n, k), np = rows == 4 ? 4 : rows == 6 ? 2 : 3;
     int64_t blockPanels = (192 * 1024 / 4) / (k * PW);
     if (blockPanels < np) blockPanels = np;
     blockPanels -= blockPanels % np;
