@@ -215,9 +215,10 @@ extension PackedConvolution {
                               blocks: g.isPointwise ? nil : threads)
                 return
             }
-            if threads == 1, !g.isPointwise {
-                // One tile (ResNet-18's 7×7 stage: 9.4 MB of weights, 0.9 MB of patches), so that the weights stream
-                // through once instead of once per tile.
+            if threads == 1 {
+                // One tile (ResNet-18's 7×7 stage: 9.4 MB of weights, 0.9 MB of patches; MobileNet V1's 14×14
+                // pointwise layers: 1 MB of weights, 196 pixels), so that the weights stream through once instead of
+                // once per tile.
                 lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), bias, residual, act, output,
                                             Int64(ldo), 0, Int64(pixels))
                 return
