@@ -498,6 +498,9 @@ LCNN_INLINE void dw512_row(const lcnn_conv_geom *g, const float *input, const fl
                 const int64_t bytes = 8 * sw * C * (int64_t)sizeof(float);
                 for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
             }
+            // The same columns of the next output row, for writing (a large output is out of cache).
+            const char *q = (const char *)(out + (g->ow + ox) * C);
+            for (int64_t off = 0; off < 8 * C * (int64_t)sizeof(float); off += 64) _mm_prefetch(q + off, _MM_HINT_ET0);
             ox += 8;
         } else if (ox >= lo && ox + 4 <= hi) {
             for (int64_t cb = 0; cb < C; cb += 16) {
