@@ -18,13 +18,14 @@ struct OperatorsCommand: ParsableCommand {
           multibranch  1×k ‖ k×1, each to C/2, concatenated, BatchNorm (ReLU)    kernel rows and columns
           fire         squeeze 1×1 to β·C → expand 1×1 ‖ 3×3, each to C/2        from scratch
           depthwise    depthwise k×k → pointwise 1×1 to C, BatchNorm (ReLU)      rank-1 slices
-        With `build --fully-connected` every fully connected layer (a Gemm, with the ReLU after it) is a slot too, \
-        served by a low-rank operator only: two Gemms through R = round(β·min(C_in, C_out)) features, truncated-SVD \
-        initialization, with its own ranks (--fc-beta, default 0.125,0.25). At low resolution a classifier can hold a \
-        large share of the multiply-adds (VGG-16 at 32×32: 28 %).
         Each is then distilled layer by layer to reproduce its unit on calibration images (the base stays frozen) \
         and, with --finetune-steps, all of them are fine-tuned end to end inside the frozen base, in the \
         configurations the selection picks for a grid of budgets (`finetune` does this for an existing bank).
+
+        With `build --fully-connected` every fully connected layer (a Gemm, with the ReLU after it) is a slot too, \
+        served by a low-rank operator only: two Gemms through R = max(1, round(β·min(C_in, C_out))) features, \
+        truncated-SVD initialization, with its own ranks (--fc-beta, default 0.125,0.25). At low resolution a \
+        classifier can hold a large share of the multiply-adds (VGG-16 at 32×32: 28 %).
 
         `select` loads base + bank, picks per slot the operator that minimizes the predicted damage under a budget \
         (a multiple-choice knapsack over the output divergences the bank measured one slot at a time), switches to \
@@ -131,7 +132,9 @@ extension OperatorsCommand {
             discussion: """
             Writes a bank (.lcb, docs/OPERATOR_BANK_FORMAT.md) holding only the operators' parameters and measurements; \
             the base weights stay where they are. Distillation uses --calibration-images training images (inputs and \
-            outputs of every unit, computed once); top-1 is measured on the test split.
+            outputs of every unit, computed once); top-1 is measured on the test split. With --fully-connected the fully connected \
+            layers are slots too (lowrank only, ranks from --fc-beta), and the bank records it so that select, sweep \
+            and finetune find the same slots in the base.
             """)
 
         @Argument(help: ArgumentHelp("The trained base: a run directory, a .safetensors weights file or an .onnx file.", valueName: "base"))
