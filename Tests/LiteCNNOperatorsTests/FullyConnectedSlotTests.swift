@@ -177,6 +177,18 @@ final class FullyConnectedSlotTests: XCTestCase {
                                      attributes: ["perm": .ints([1, 0])]), at: i)
         transposed.nodes[i + 1].inputs[0] = "flatT"
         XCTAssertFalse(try F.slots(transposed).map(\.name).contains("fc1"))
+        // A bias of shape [1, C] broadcasts like [C]: still a slot, and its operator's bias is the same C values; one of
+        // shape [C, 1] is not a per-output bias.
+        guard case let .float(b)? = graph.initializers["fc3.b"] else { return XCTFail() }
+        var row = graph
+        row.initializers["fc3.b"] = .float(Tensor(shape: [1, 4], scalars: b.scalars, layout: .plain))
+        let rowSlot = try XCTUnwrap(try F.slots(row).last)
+        XCTAssertEqual(rowSlot.name, "fc3")
+        let op = try PluggableOperator.initialized(kind: .lowRank, beta: 0.5, slot: rowSlot, graph: row)
+        XCTAssertEqual(op.tensors["second.bias"], Tensor(shape: [4], scalars: b.scalars, layout: .plain))
+        var column = graph
+        column.initializers["fc3.b"] = .float(Tensor(shape: [4, 1], scalars: b.scalars, layout: .plain))
+        XCTAssertEqual(try F.slots(column).map(\.name), ["stem/conv", "fc1", "fc2"])
     }
 
     func testSlotsWithoutTheKindFieldDecodeAsConvolutions() throws {
