@@ -4,6 +4,8 @@ import LiteCNNTensor
 
 /// The static shape of every value of a graph for an input of batch 1 and `imageShape` `[C, H, W]` (ONNX order, NCHW),
 /// plus the values of the integer constants that shape arithmetic produces (`Shape`, `Gather`, `Concat` of ints, …).
+/// A graph whose input is not an image (a fully connected unit's `[N, C]`) takes its input's shape without the batch
+/// (`[C]`) as `imageShape`.
 ///
 /// Knows the operators of LiteCNN's runtime that image classifiers use; any other operator throws a `GraphError`
 /// naming the node.
@@ -18,8 +20,9 @@ public struct GraphShapes: Sendable {
 
     public init(_ graph: Graph, imageShape: [Int]) throws {
         let opset = graph.opsetVersion
-        guard imageShape.count == 3, imageShape.allSatisfy({ $0 > 0 }) else {
-            throw GraphError("the image shape must be [C, H, W] with positive sizes, got \(imageShape)", opset: opset)
+        guard !imageShape.isEmpty, imageShape.allSatisfy({ $0 > 0 }) else {
+            throw GraphError("the image shape must be [C, H, W] (or another input shape without the batch) with positive "
+                             + "sizes, got \(imageShape)", opset: opset)
         }
         for (name, constant) in graph.initializers {
             switch constant {
@@ -32,8 +35,9 @@ public struct GraphShapes: Sendable {
             throw GraphError("structured pruning needs a graph with one image input, this one has \(realInputs.count)", opset: opset)
         }
         if let dims = input.shape {
-            guard dims.count == 4 else {
-                throw GraphError("input '\(input.name)' has rank \(dims.count); an NCHW image input has rank 4", opset: opset)
+            guard dims.count == imageShape.count + 1 else {
+                throw GraphError("input '\(input.name)' has rank \(dims.count); an input of shape \(imageShape) has rank "
+                                 + "\(imageShape.count + 1)" + (imageShape.count == 3 ? " (NCHW)" : ""), opset: opset)
             }
             for (d, s) in zip(dims.dropFirst(), imageShape) {
                 if let v = d.value, v != s {

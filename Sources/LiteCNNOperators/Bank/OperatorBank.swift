@@ -68,7 +68,8 @@ public enum BankPrecision: String, Sendable, Codable, CaseIterable {
 /// `OperatorBankFile` and docs/OPERATOR_BANK_FORMAT.md).
 ///
 /// `baseFingerprint` is `BaseFingerprint.of(base)` and `slots` is `OperatorSlots.find(in: base, imageShape:
-/// imageShape)` of the base the bank was built for; `validate(against:)` checks both before a device uses the bank.
+/// imageShape, fullyConnected: fullyConnectedSlots)` of the base the bank was built for; `validate(against:)` checks
+/// both before a device uses the bank.
 ///
 /// `precision` is how the file stores the operator tensors. A `.float16` bank must hold only values that binary16
 /// represents exactly (`roundedToHalfPrecision()` makes one), so that writing and reading it back gives the same bank.
@@ -82,10 +83,15 @@ public struct OperatorBank: Sendable, Equatable {
     public var metadata: [String: String]
     /// The storage precision of the operator tensors in the file (`.float32` unless the bank was rounded to half).
     public var precision: BankPrecision = .float32
+    /// Whether the slots were found with fully connected slots (`OperatorSlots.find(…, fullyConnected: true)`), so that
+    /// `validate(against:)` finds them the same way. False for banks written before fully connected slots existed.
+    public var fullyConnectedSlots = false
     public init(baseFingerprint: UInt32, imageShape: [Int], slots: [OperatorSlot], base: BaseMeasurement,
-                entries: [BankEntry], metadata: [String: String] = [:], precision: BankPrecision = .float32) {
+                entries: [BankEntry], metadata: [String: String] = [:], precision: BankPrecision = .float32,
+                fullyConnectedSlots: Bool = false) {
         self.baseFingerprint = baseFingerprint; self.imageShape = imageShape; self.slots = slots; self.base = base
         self.entries = entries; self.metadata = metadata; self.precision = precision
+        self.fullyConnectedSlots = fullyConnectedSlots
     }
 
     /// This bank with every operator tensor value rounded to the nearest binary16 value (round to nearest, ties to
@@ -103,22 +109,23 @@ public struct OperatorBank: Sendable, Equatable {
     /// Indices into `entries` of the operators prepared for slot `slot`, in bank order.
     public func entries(forSlot slot: Int) -> [Int] { entries.indices.filter { entries[$0].op.slot.index == slot } }
 
-    /// Checks that `graph` is the base this bank was built for: its slots (found for `imageShape`) equal `slots` field
-    /// by field, and its `BaseFingerprint` equals `baseFingerprint`. Throws `OperatorBankError` (section `base`) naming
-    /// the first differing slot and field, or both fingerprints.
+    /// Checks that `graph` is the base this bank was built for: its slots (found for `imageShape`, with fully connected
+    /// slots when `fullyConnectedSlots`) equal `slots` field by field, and its `BaseFingerprint` equals
+    /// `baseFingerprint`. Throws `OperatorBankError` (section `base`) naming the first differing slot and field (a slot
+    /// missing from or extra in this base is named with its kind), or both fingerprints.
     public func validate(against graph: Graph) throws {
         func fail(_ message: String) -> OperatorBankError {
             OperatorBankError(file: "operator bank", section: "base", offset: nil, message: message)
         }
         let found: [OperatorSlot]
         do {
-            found = try OperatorSlots.find(in: graph, imageShape: imageShape)
+            found = try OperatorSlots.find(in: graph, imageShape: imageShape, fullyConnected: fullyConnectedSlots)
         } catch {
             throw fail("cannot find the slots of this base for image shape \(imageShape): \(error)")
         }
         for (i, expected) in slots.enumerated() {
             guard i < found.count else {
-                throw fail("missing slot \(i) '\(expected.name)': the bank has \(slots.count) slots, this base \(found.count)")
+                throw fail("missing \(Self.kindName(expected))slot \(i) '\(expected.name)': the bank has \(slots.count) slots, this base \(found.count)")
             }
             if let field = Self.firstDifference(expected, found[i]) {
                 throw fail("slot \(i) '\(expected.name)' differs in \(field.name): \(field.bank) in the bank, \(field.base) in this base")
@@ -126,13 +133,16 @@ public struct OperatorBank: Sendable, Equatable {
         }
         guard found.count == slots.count else {
             let extra = found[slots.count]
-            throw fail("extra slot \(slots.count) '\(extra.name)': the bank has \(slots.count) slots, this base \(found.count)")
+            throw fail("extra \(Self.kindName(extra))slot \(slots.count) '\(extra.name)': the bank has \(slots.count) slots, this base \(found.count)")
         }
         let fingerprint = BaseFingerprint.of(graph)
         guard fingerprint == baseFingerprint else {
             throw fail("built for base fingerprint \(Self.hex(baseFingerprint)), this base is \(Self.hex(fingerprint)) — the base weights differ")
         }
     }
+
+    /// "fully connected " for a fully connected slot, "" for a convolution.
+    static func kindName(_ slot: OperatorSlot) -> String { slot.isFullyConnected ? "fully connected " : "" }
 
     /// `0x0123abcd`.
     static func hex(_ value: UInt32) -> String {
@@ -145,6 +155,7 @@ public struct OperatorBank: Sendable, Equatable {
         func text<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "none" }
         let fields: [(String, String, String)] = [
             ("index", "\(a.index)", "\(b.index)"),
+            ("kind", a.kind.rawValue, b.kind.rawValue),
             ("name", a.name, b.name),
             ("input channels", "\(a.inputChannels)", "\(b.inputChannels)"),
             ("output channels", "\(a.outputChannels)", "\(b.outputChannels)"),
@@ -162,6 +173,7 @@ public struct OperatorBank: Sendable, Equatable {
             ("output", a.output, b.output),
             ("nodes", "\(a.nodes)", "\(b.nodes)"),
             ("weight", a.weight, b.weight),
+            ("transB", "\(a.transB)", "\(b.transB)"),
         ]
         if let d = fields.first(where: { $0.1 != $0.2 }) { return (d.0, d.1, d.2) }
         // Fields that print alike but differ (e.g. an epsilon's last bit) still count as a difference.

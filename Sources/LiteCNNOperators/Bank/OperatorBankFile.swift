@@ -10,7 +10,7 @@ import LiteCNNTensor
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `LCOB` |
-/// | 4 | 2 + 2 | `u16` major = 1, `u16` minor = 1 |
+/// | 4 | 2 + 2 | `u16` major = 1, `u16` minor = 1, or 2 for a bank with fully connected slots |
 /// | 8 | 8 | `u64` header length `H` |
 /// | 16 | `H` | UTF-8 JSON header |
 /// | 16 + `H` | 8 | `u64` payload length `P` (a multiple of the element size) |
@@ -30,9 +30,14 @@ public enum OperatorBankFile {
     public static let fileExtension = "lcb"
     public static let magic: [UInt8] = Array("LCOB".utf8)
     /// Files with another major version are refused; a newer minor version may only add JSON keys, which are ignored.
-    /// 1.1 added `precision` (a 1.0 file is float32).
+    /// 1.1 added `precision` (a 1.0 file is float32); 1.2 added fully connected slots (`fully_connected_slots`, a
+    /// slot's `kind` and `trans_b`). `minorVersion` is the newest this writer writes: a bank without fully connected
+    /// slots is written as 1.1 (it has none of 1.2's keys), one with them as 1.2 (`minorVersion(for:)`).
     public static let majorVersion: UInt16 = 1
-    public static let minorVersion: UInt16 = 1
+    public static let minorVersion: UInt16 = 2
+
+    /// The minor version a bank is written with: 2 when it was built with fully connected slots, else 1.
+    public static func minorVersion(for bank: OperatorBank) -> UInt16 { bank.fullyConnectedSlots ? 2 : 1 }
     /// Byte offset of the JSON header.
     public static let headerOffset = 16
     /// The largest β a bank may hold (an inner width of 16× the slot's output channels).
@@ -71,7 +76,7 @@ public enum OperatorBankFile {
         }
         if let problem = imageShapeProblem(bank.imageShape) { throw fail(problem) }
         for (i, slot) in bank.slots.enumerated() {
-            if let problem = slotProblem(slot, position: i) { throw fail(problem) }
+            if let problem = slotProblem(slot, position: i, fullyConnectedSlots: bank.fullyConnectedSlots) { throw fail(problem) }
         }
         if let problem = baseProblem(bank.base, slotCount: bank.slots.count) { throw fail(problem) }
         var seen: [String: Int] = [:]
@@ -148,7 +153,8 @@ public enum OperatorBankFile {
         }
         let header = BankHeaderRecord(baseFingerprint: bank.baseFingerprint, imageShape: bank.imageShape,
                                       slots: bank.slots.map(SlotRecord.init), base: BaseRecord(bank.base),
-                                      metadata: bank.metadata, entries: entries, precision: bank.precision.rawValue)
+                                      metadata: bank.metadata, entries: entries, precision: bank.precision.rawValue,
+                                      fullyConnectedSlots: bank.fullyConnectedSlots ? true : nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json: [UInt8]
@@ -161,7 +167,7 @@ public enum OperatorBankFile {
         out.reserveCapacity(headerOffset + json.count + 12 + payload.count)
         out += magic
         appendLittleEndian(&out, UInt64(majorVersion), bytes: 2)
-        appendLittleEndian(&out, UInt64(minorVersion), bytes: 2)
+        appendLittleEndian(&out, UInt64(minorVersion(for: bank)), bytes: 2)
         appendLittleEndian(&out, UInt64(json.count), bytes: 8)
         out += json
         appendLittleEndian(&out, UInt64(payload.count), bytes: 8)
@@ -251,9 +257,15 @@ public enum OperatorBankFile {
         }
         func header(_ message: String) -> OperatorBankError { fail("header", headerOffset, message) }
         if let problem = imageShapeProblem(record.imageShape) { throw header(problem) }
+        for (i, slot) in record.slots.enumerated() {
+            if let kind = slot.kind, OperatorSlot.Kind(rawValue: kind) == nil {
+                throw header("slot \(i) '\(slot.name)': unknown kind '\(kind)' (known: \(OperatorSlot.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+        }
+        let fullyConnectedSlots = record.fullyConnectedSlots ?? false
         let slots = record.slots.map(\.slot)
         for (i, slot) in slots.enumerated() {
-            if let problem = slotProblem(slot, position: i) { throw header(problem) }
+            if let problem = slotProblem(slot, position: i, fullyConnectedSlots: fullyConnectedSlots) { throw header(problem) }
         }
         let base = record.base.measurement
         if let problem = baseProblem(base, slotCount: slots.count) { throw header(problem) }
@@ -359,7 +371,8 @@ public enum OperatorBankFile {
             entries.append(BankEntry(op: op, measurement: entry.measurement.measurement))
         }
         return OperatorBank(baseFingerprint: record.baseFingerprint, imageShape: record.imageShape, slots: slots, base: base,
-                            entries: entries, metadata: record.metadata, precision: precision)
+                            entries: entries, metadata: record.metadata, precision: precision,
+                            fullyConnectedSlots: fullyConnectedSlots)
     }
 
     // MARK: Checks shared by reading and writing
@@ -383,9 +396,24 @@ public enum OperatorBankFile {
     /// The slot's fields are in range and consistent (`H_out = ⌊(H + p_t + p_b − d·(k − 1) − 1) / s⌋ + 1`), and
     /// the largest operator any β ≤ `maximumBeta` makes of it stays below 2^60 multiply-adds and parameters
     /// (`(H·W + H_out·W_out) · (C_i + 17·C)² · max(9, k_h·k_w) · 4`), so no size computed from it can overflow.
-    static func slotProblem(_ s: OperatorSlot, position: Int) -> String? {
+    ///
+    /// A fully connected slot needs `fullyConnectedSlots` (the bank was built with them), its neutral convolution
+    /// fields (kernel, strides, dilations, sizes `[1, 1]`, pads 0) and no BatchNorm; a convolution has `transB` false.
+    static func slotProblem(_ s: OperatorSlot, position: Int, fullyConnectedSlots: Bool) -> String? {
         let label = "slot \(position) '\(s.name)'"
         guard s.index == position else { return "\(label) has index \(s.index)" }
+        if s.isFullyConnected {
+            guard fullyConnectedSlots else {
+                return "\(label) is fully connected but the bank does not include fully connected slots (fully_connected_slots)"
+            }
+            let one = [1, 1]
+            guard s.kernel == one, s.strides == one, s.dilations == one, s.inputSize == one, s.outputSize == one,
+                  s.pads == [0, 0, 0, 0], s.batchNorm == nil, s.batchNormEpsilon == nil else {
+                return "\(label): a fully connected slot has kernel, strides, dilations, input and output size [1, 1], pads 0 and no batch norm"
+            }
+        } else if s.transB {
+            return "\(label): trans_b is only for fully connected slots"
+        }
         guard s.kernel.count == 2, s.strides.count == 2, s.pads.count == 4, s.dilations.count == 2,
               s.inputSize.count == 2, s.outputSize.count == 2 else {
             return "\(label): kernel, strides, dilations, input and output size need 2 values and pads 4"

@@ -13,13 +13,18 @@ struct BankHeaderRecord: Codable {
     /// `BankPrecision` raw value (`float32`, `float16`); absent in 1.0 files, meaning `float32`. Kept as text so that
     /// an unknown value is reported by name.
     var precision: String?
+    /// Whether the slots include fully connected ones (`OperatorBank.fullyConnectedSlots`); written (as true) only by
+    /// 1.2 files that have it set, absent meaning false.
+    var fullyConnectedSlots: Bool?
 
     enum CodingKeys: String, CodingKey {
         case baseFingerprint = "base_fingerprint", imageShape = "image_shape", slots, base, metadata, entries, precision
+        case fullyConnectedSlots = "fully_connected_slots"
     }
 }
 
-/// `OperatorSlot` with snake_case keys.
+/// `OperatorSlot` with snake_case keys. `kind` and `trans_b` are written for fully connected slots only (1.2); absent
+/// they mean a convolution and false.
 struct SlotRecord: Codable {
     var index: Int
     var name: String
@@ -39,9 +44,14 @@ struct SlotRecord: Codable {
     var dilations: [Int]
     var inputSize: [Int]
     var outputSize: [Int]
+    /// `OperatorSlot.Kind` raw value (`convolution`, `fully_connected`); kept as text so that an unknown kind is
+    /// reported by name.
+    var kind: String?
+    var transB: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case index, name, input, output, nodes, weight, bias, kernel, strides, pads, dilations
+        case index, name, input, output, nodes, weight, bias, kernel, strides, pads, dilations, kind
+        case transB = "trans_b"
         case batchNorm = "batch_norm", batchNormEpsilon = "batch_norm_epsilon", hasReLU = "has_relu"
         case inputChannels = "input_channels", outputChannels = "output_channels"
         case inputSize = "input_size", outputSize = "output_size"
@@ -52,13 +62,17 @@ struct SlotRecord: Codable {
         bias = s.bias; batchNorm = s.batchNorm; batchNormEpsilon = s.batchNormEpsilon; hasReLU = s.hasReLU
         inputChannels = s.inputChannels; outputChannels = s.outputChannels; kernel = s.kernel; strides = s.strides
         pads = s.pads; dilations = s.dilations; inputSize = s.inputSize; outputSize = s.outputSize
+        kind = s.isFullyConnected ? s.kind.rawValue : nil
+        transB = s.isFullyConnected ? s.transB : nil
     }
 
+    /// The slot; an unknown `kind` (which the reader refuses first) reads as a convolution.
     var slot: OperatorSlot {
         OperatorSlot(index: index, name: name, input: input, output: output, nodes: nodes, weight: weight, bias: bias,
                      batchNorm: batchNorm, batchNormEpsilon: batchNormEpsilon, hasReLU: hasReLU,
                      inputChannels: inputChannels, outputChannels: outputChannels, kernel: kernel, strides: strides,
-                     pads: pads, dilations: dilations, inputSize: inputSize, outputSize: outputSize)
+                     pads: pads, dilations: dilations, inputSize: inputSize, outputSize: outputSize,
+                     kind: kind.flatMap(OperatorSlot.Kind.init(rawValue:)) ?? .convolution, transB: transB ?? false)
     }
 }
 

@@ -20,6 +20,14 @@ public struct BankBuildOptions: Sendable, Equatable {
     public var operators: [OperatorKind] = OperatorKind.allCases
     /// Inner widths β for the operators that have one; nil = each operator's `defaultBeta`.
     public var betas: [Double]? = nil
+    /// Also make slots of the fully connected layers (`OperatorSlots.find(…, fullyConnected: true)`), where only low
+    /// rank applies. Off by default: the bank then holds exactly the convolution slots.
+    public var fullyConnected = false
+    /// Ranks of the low-rank operators on fully connected slots, as fractions β of the largest rank
+    /// (`R = max(1, round(β·min(C_i, C)))`). Much smaller than the convolutions' β: a fully connected layer's
+    /// multiply-adds are `C_i·C`, the operator's `R·(C_i + C)`, so β = 0.5 on a square layer saves nothing; 0.125 and
+    /// 0.25 keep 25 % and 50 % of it.
+    public var fullyConnectedBetas: [Double] = [0.125, 0.25]
     /// Layer-wise distillation steps per operator (0 = keep the data-free initialization).
     public var distillationSteps = 300
     /// Adam's learning rate for distillation, decayed to 0 by a cosine. (On ResNet-18 / shapes, 300 steps: mean
@@ -45,9 +53,16 @@ public struct BankBuildOptions: Sendable, Equatable {
 
     public init() {}
 
-    /// The (kind, β) settings to prepare, in order.
+    /// The (kind, β) settings to prepare for convolution slots, in order.
     public var settings: [(kind: OperatorKind, beta: Double)] {
         operators.flatMap { kind in kind.usesBeta ? (betas ?? [kind.defaultBeta]).map { (kind, $0) } : [(kind, 1.0)] }
+    }
+
+    /// The (kind, β) settings to prepare for `slot`: `settings` filtered to what applies for a convolution; low rank
+    /// at every `fullyConnectedBetas` (when `operators` includes it) for a fully connected slot.
+    public func settings(for slot: OperatorSlot) -> [(kind: OperatorKind, beta: Double)] {
+        guard slot.isFullyConnected else { return settings.filter { $0.kind.isApplicable(to: slot) } }
+        return operators.contains(.lowRank) ? fullyConnectedBetas.map { (.lowRank, $0) } : []
     }
 }
 
@@ -85,9 +100,10 @@ public final class BankBuilder {
         self.base = base
         self.imageShape = imageShape
         self.options = options
-        self.slots = try OperatorSlots.find(in: base, imageShape: imageShape)
+        self.slots = try OperatorSlots.find(in: base, imageShape: imageShape, fullyConnected: options.fullyConnected)
         guard !slots.isEmpty else {
-            throw OperatorConfigurationError("the base has no slot: no Conv with group 1 and a kernel of 3 or more")
+            throw OperatorConfigurationError("the base has no slot: no Conv with group 1 and a kernel of 3 or more"
+                                             + (options.fullyConnected ? " and no fully connected Gemm" : ""))
         }
     }
 
@@ -103,7 +119,7 @@ public final class BankBuilder {
 
         var entries: [BankEntry] = []
         var needsSinglePrecision = false
-        let work = slots.flatMap { slot in options.settings.filter { $0.kind.isApplicable(to: slot) }.map { (slot, $0) } }
+        let work = slots.flatMap { slot in options.settings(for: slot).map { (slot, $0) } }
         for (done, (slot, setting)) in work.enumerated() {
             onStatus?("slot \(slot.index + 1)/\(slots.count) \(slot.name): \(setting.kind.label(beta: setting.beta))")
             onProgress?(done, work.count)
@@ -124,7 +140,7 @@ public final class BankBuilder {
                 }
                 error = try relativeError(op, on: heldOut.isEmpty ? train : heldOut)
             }
-            let latency = try Self.latency(of: op.standaloneGraph(), inputShape: [1, slot.inputChannels] + slot.inputSize,
+            let latency = try Self.latency(of: op.standaloneGraph(), inputShape: [1] + slot.unitInputShape,
                                            runs: options.latencyRuns)
             entries.append(BankEntry(op: op, measurement: OperatorMeasurement(
                 parameters: op.parameterCount, multiplyAdds: op.multiplyAdds, latencyMs: latency, top1: nil,
@@ -134,7 +150,7 @@ public final class BankBuilder {
 
         onStatus?("timing the base")
         let slotLatency = try slots.map {
-            try Self.latency(of: unitGraph($0), inputShape: [1, $0.inputChannels] + $0.inputSize, runs: options.latencyRuns)
+            try Self.latency(of: unitGraph($0), inputShape: [1] + $0.unitInputShape, runs: options.latencyRuns)
         }
         let baseLatency = try Self.latency(of: base, inputShape: [1] + imageShape, runs: options.latencyRuns)
         var bank = OperatorBank(
@@ -146,7 +162,7 @@ public final class BankBuilder {
             metadata: ["distillation_steps": String(options.distillationSteps),
                        "calibration_images": String(calibration.reduce(0) { $0 + $1.labels.count }),
                        "threads": String(WorkerPool.shared.threadCount)],
-            precision: needsSinglePrecision ? .float32 : options.precision)
+            precision: needsSinglePrecision ? .float32 : options.precision, fullyConnectedSlots: options.fullyConnected)
         if !evaluation.isEmpty { try measureAccuracy(&bank, on: evaluation) }
         if options.fineTuning.steps > 0 {
             onStatus?("fine-tuning all operators end to end (\(options.fineTuning.steps) steps)")
@@ -253,7 +269,7 @@ public final class BankBuilder {
     /// Trains `op` on `train` to reproduce its unit; returns the relative error on `measureOn`.
     func distill(_ op: inout PluggableOperator, train: [(x: Tensor, y: Tensor)], measureOn: [(x: Tensor, y: Tensor)]) throws -> Double {
         let slot = op.slot
-        let network = try GraphNetwork(graph: op.standaloneGraph(), imageShape: [slot.inputChannels] + slot.inputSize)
+        let network = try GraphNetwork(graph: op.standaloneGraph(), imageShape: slot.unitInputShape)
         func relativeError() -> Double {
             network.eval()
             return Self.relativeError(network, on: measureOn)
@@ -293,7 +309,7 @@ public final class BankBuilder {
     /// The relative error `Σ‖ŷ − y‖² / Σ‖y‖²` of `op` (inference mode) on `pairs`.
     func relativeError(_ op: PluggableOperator, on pairs: [(x: Tensor, y: Tensor)]) throws -> Double {
         let slot = op.slot
-        let network = try GraphNetwork(graph: op.standaloneGraph(), imageShape: [slot.inputChannels] + slot.inputSize)
+        let network = try GraphNetwork(graph: op.standaloneGraph(), imageShape: slot.unitInputShape)
         network.eval()
         return Self.relativeError(network, on: pairs)
     }
@@ -336,7 +352,8 @@ public final class BankBuilder {
         return (weight, bias, bn)
     }
 
-    /// The unit alone as a graph: input `x` `[N, C_in, H, W]` → the unit's nodes → `y`.
+    /// The unit alone as a graph: input `x` `[N, C_in, H, W]` (`[N, C_in]` for a fully connected slot) → the unit's
+    /// nodes → `y`.
     func unitGraph(_ slot: OperatorSlot) throws -> Graph {
         let positions = try SwitchableGraph.unitPositions(slot, in: base)
         var nodes = positions.map { base.nodes[$0] }
@@ -345,12 +362,12 @@ public final class BankBuilder {
         nodes[0].inputs[0] = "x"
         nodes[nodes.count - 1].outputs[0] = "y"
         return Graph(name: "unit", opsetVersion: base.opsetVersion,
-                     inputs: [ValueInfo(name: "x", shape: [.symbolic("N"), .fixed(slot.inputChannels),
-                                                            .fixed(slot.inputSize[0]), .fixed(slot.inputSize[1])])],
+                     inputs: [ValueInfo(name: "x", shape: [.symbolic("N")] + slot.unitInputShape.map { .fixed($0) })],
                      outputs: [ValueInfo(name: "y", shape: nil)], nodes: nodes, initializers: initializers)
     }
 
-    /// Median latency (ms) of `graph` on an NCHW `inputShape` input, run NHWC to leave layout copies out.
+    /// Median latency (ms) of `graph` on an NCHW `inputShape` input, run NHWC to leave layout copies out (a 2-D
+    /// `[N, C]` input, a fully connected unit's, runs as it is).
     public static func latency(of graph: Graph, inputShape: [Int], runs: Int) throws -> Double {
         try OperatorSweep.latency(try InferenceEngine(graph: graph), inputShape: inputShape, runs: runs, warmup: 5)
     }

@@ -118,15 +118,24 @@ public enum OperatorSweep {
     }
 
     /// Median wall time (ms) of `runs` runs after `warmup` runs, on an input of NCHW shape `inputShape` given NHWC so
-    /// that no layout copy is timed.
+    /// that no layout copy is timed; an input of another rank (a fully connected unit's `[N, C]`) is given as it is.
     static func latency(_ engine: InferenceEngine, inputShape: [Int], runs: Int, warmup: Int) throws -> Double {
-        let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
-        let x = Tensor(shape: [n, h, w, c], scalars: (0..<(n * h * w * c)).map { Float($0 % 13) / 13 - 0.5 }, layout: .nhwc)
-        for _ in 0..<warmup { _ = try engine.runNHWC(x) }
+        let count = inputShape.reduce(1, *)
+        let values = (0..<count).map { Float($0 % 13) / 13 - 0.5 }
+        let run: () throws -> Void
+        if inputShape.count == 4 {
+            let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+            let x = Tensor(shape: [n, h, w, c], scalars: values, layout: .nhwc)
+            run = { _ = try engine.runNHWC(x) }
+        } else {
+            let x = Tensor(shape: inputShape, scalars: values, layout: .plain)
+            run = { _ = try engine.run(x) }
+        }
+        for _ in 0..<warmup { try run() }
         var times: [Double] = []
         for _ in 0..<max(1, runs) {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try engine.runNHWC(x)
+            try run()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
         times.sort()

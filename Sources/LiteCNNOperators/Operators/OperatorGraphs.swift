@@ -18,6 +18,10 @@ extension PluggableOperator {
     /// Fire is `squeeze` → `squeeze.bn` → `squeeze.relu`, then `expand1x1` and `expand3x3` each with its BatchNorm
     /// (and ReLU when the slot has one), joined by `concat` (1×1 first).
     ///
+    /// On a fully connected slot (input `[N, C_i]`, output `[N, C]`) low rank is `Gemm` nodes only: `first`
+    /// (`Gemm(input, first.weight, transB = 1)`) → `second` (`Gemm(first.y, second.weight, second.bias, transB = 1)`)
+    /// (→ `relu` when the slot has one).
+    ///
     /// Precondition: `tensors` holds every tensor of `tensorShapes` with that shape.
     public func nodes(input: String, output: String, prefix: String) -> (nodes: [Node], initializers: [String: Constant]) {
         let shapes = tensorShapes
@@ -56,6 +60,13 @@ extension PluggableOperator {
             return add(relu, "Relu", [y])
         }
         let slotReLU = slot.hasReLU
+        if g.isFullyConnected {
+            let hidden = add("first", "Gemm", [input, prefix + "first.weight"], ["transB": .int(1)])
+            let y = add("second", "Gemm", [hidden, prefix + "second.weight", prefix + "second.bias"], ["transB": .int(1)])
+            if slotReLU { _ = add("relu", "Relu", [y]) }
+            nodes[nodes.count - 1].outputs = [output]
+            return (nodes, initializers)
+        }
         switch kind {
         case .bottleneck:
             _ = normalize("bn", conv("expand", conv("core", conv("reduce", input))), relu: slotReLU ? "relu" : nil)
@@ -77,16 +88,16 @@ extension PluggableOperator {
         return (nodes, initializers)
     }
 
-    /// The operator alone: input `x` (`[N, C_i, H, W]`, N symbolic), output `y` (`[N, C, H_out, W_out]`), prefix "",
-    /// opset 17, no metadata. Its initializer names are the local tensor names, so `GraphNetwork(graph:imageShape:)`
+    /// The operator alone: input `x` (`[N, C_i, H, W]`, N symbolic; `[N, C_i]` on a fully connected slot), output `y`
+    /// (`[N, C, H_out, W_out]`; `[N, C]`), prefix "", opset 17, no metadata. Its initializer names are the local tensor names, so `GraphNetwork(graph:imageShape:)`
     /// trains it with parameters named as `tensors` and `adoptTensors(from:)` reads its export back.
     public func standaloneGraph() -> Graph {
         let (nodes, initializers) = nodes(input: "x", output: "y", prefix: "")
         let n = ValueInfo.Dimension.symbolic("N")
         return Graph(
             name: "\(kind)", opsetVersion: 17,
-            inputs: [ValueInfo(name: "x", shape: [n] + [slot.inputChannels, slot.inputSize[0], slot.inputSize[1]].map { .fixed($0) })],
-            outputs: [ValueInfo(name: "y", shape: [n] + [slot.outputChannels, slot.outputSize[0], slot.outputSize[1]].map { .fixed($0) })],
+            inputs: [ValueInfo(name: "x", shape: [n] + slot.unitInputShape.map { .fixed($0) })],
+            outputs: [ValueInfo(name: "y", shape: [n] + slot.unitOutputShape.map { .fixed($0) })],
             nodes: nodes, initializers: initializers, metadata: [:])
     }
 

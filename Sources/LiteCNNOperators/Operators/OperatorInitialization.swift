@@ -28,17 +28,29 @@ extension PluggableOperator {
     /// the epsilon the node gets), so it is exactly the identity plus the bias. With these, an operator whose
     /// factorization is exact reproduces the unit.
     ///
+    /// On a fully connected slot (only low rank applies; `weight` is `[C, C_i]` when `slot.transB`, else `[C_i, C]`;
+    /// `batchNorm` must be nil): the truncated SVD `W ≈ U_R·S_R·V_Rᵀ` of the `[C, C_i]` weight (`SVD.truncated`, exact
+    /// below 1024 columns, randomized above) with √S split between the factors, `first = √S_R·V_Rᵀ` `[R, C_i]`,
+    /// `second = U_R·√S_R` `[C, R]`, `second.bias` = the slot's bias or zeros. Exact when rank(W) ≤ R (components beyond
+    /// min(C_i, C) are zero).
+    ///
     /// Throws `PluggableOperatorError` when the operator does not apply to the slot, β is not positive for a kind that
     /// uses it, or `weight`, `bias` or `batchNorm` do not match the slot.
     public static func initialized(kind: OperatorKind, beta: Double, slot: OperatorSlot, weight: Tensor, bias: Tensor?,
                                    batchNorm: BatchNormParameters?, seed: UInt64 = 0) throws -> PluggableOperator {
         let context = "\(kind) operator for slot '\(slot.name)'"
         guard kind.isApplicable(to: slot) else {
+            if slot.isFullyConnected {
+                throw PluggableOperatorError("\(context): not applicable (a fully connected slot takes only lowrank)")
+            }
             throw PluggableOperatorError("\(context): not applicable (needs a same-padded slot with at least 2 output "
                                          + "channels; pads \(slot.pads), kernel \(slot.kernel), dilations \(slot.dilations))")
         }
         guard !kind.usesBeta || (beta.isFinite && beta > 0) else {
             throw PluggableOperatorError("\(context): β must be positive, got \(beta)")
+        }
+        if slot.isFullyConnected {
+            return try fullyConnectedLowRank(beta: beta, slot: slot, weight: weight, bias: bias, batchNorm: batchNorm)
         }
         let (c, ci, kh, kw) = (slot.outputChannels, slot.inputChannels, slot.kernel[0], slot.kernel[1])
         guard weight.shape == [c, ci, kh, kw] else {
@@ -122,6 +134,39 @@ extension PluggableOperator {
         }
         return try initialized(kind: kind, beta: beta, slot: slot, weight: tensor(slot.weight),
                                bias: slot.bias.map(tensor), batchNorm: bn, seed: seed)
+    }
+
+    /// Low rank on a fully connected slot (see `initialized`): the truncated SVD of the `[C, C_i]` weight.
+    static func fullyConnectedLowRank(beta: Double, slot: OperatorSlot, weight: Tensor, bias: Tensor?,
+                                      batchNorm: BatchNormParameters?) throws -> PluggableOperator {
+        let context = "lowrank operator for fully connected slot '\(slot.name)'"
+        let (c, ci) = (slot.outputChannels, slot.inputChannels)
+        let expected = slot.transB ? [c, ci] : [ci, c]
+        guard weight.shape == expected else {
+            throw PluggableOperatorError("\(context): weight has shape \(weight.shape), expected \(expected) (transB \(slot.transB ? 1 : 0))")
+        }
+        if let bias, bias.count != c {
+            throw PluggableOperatorError("\(context): bias has shape \(bias.shape), expected [\(c)]")
+        }
+        guard batchNorm == nil else { throw PluggableOperatorError("\(context): a fully connected unit has no BatchNorm") }
+        var w = weight.scalars
+        if !slot.transB {
+            w = [Float](repeating: 0, count: c * ci)
+            for i in 0..<ci { for o in 0..<c { w[o * ci + i] = weight.scalars[i * c + o] } }
+        }
+        let rank = innerChannels(kind: .lowRank, beta: beta, slot: slot), k = min(rank, c, ci)
+        let svd = SVD.truncated(w, rows: c, cols: ci, rank: k)
+        var first = [Float](repeating: 0, count: rank * ci), second = [Float](repeating: 0, count: c * rank)
+        for r in 0..<k {
+            let root = max(0, svd.s[r]).squareRoot()
+            for i in 0..<ci { first[r * ci + i] = root * svd.vt[r * ci + i] }
+            for o in 0..<c { second[o * rank + r] = root * svd.u[o * k + r] }
+        }
+        let b = bias?.scalars ?? [Float](repeating: 0, count: c)
+        return PluggableOperator(kind: .lowRank, beta: beta, slot: slot, tensors: [
+            "first.weight": Tensor(shape: [rank, ci], scalars: first, layout: .plain),
+            "second.weight": Tensor(shape: [c, rank], scalars: second, layout: .plain),
+            "second.bias": Tensor(shape: [c], scalars: b, layout: .plain)])
     }
 
     /// The unit's BatchNorm as the operator's trailing one (node epsilon `slot.batchNormEpsilon ?? 1e-5`).

@@ -13,6 +13,8 @@ import LiteCNNTensor
 /// - `multiBranch`: a `1×k_w` branch of `⌈C/2⌉` channels and a `k_h×1` branch of `⌊C/2⌋`, concatenated;
 /// - `fire`: SqueezeNet's Fire module, squeeze 1×1 `C_i→S` (`S = max(1, round(β·C))`) then 1×1 and 3×3 expands;
 /// - `depthwise`: depthwise `k_h×k_w` `C_i→C_i` → pointwise 1×1 `C_i→C` (depthwise separable).
+///
+/// On a fully connected slot only `lowRank` applies: `x → x·Vᵀ → ·Uᵀ + b` with `R = max(1, round(β·min(C_i, C)))`.
 public enum OperatorKind: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     case bottleneck
     case lowRank = "lowrank"
@@ -48,8 +50,10 @@ public enum OperatorKind: String, Sendable, Codable, CaseIterable, CustomStringC
     /// Bottleneck, low rank and depthwise apply to every slot (each keeps the slot's geometry on the axis it
     /// convolves). Multi-branch and Fire put branches of different kernel shapes side by side, so they need a
     /// same-padded slot (`slot.isSamePadded`: every branch then has `H_out = ⌈H/s_h⌉`, `W_out = ⌈W/s_w⌉`) and at least
-    /// two output channels (one per branch).
+    /// two output channels (one per branch). A fully connected slot takes only the low-rank operator (two Gemms
+    /// through `R` features, `PluggableOperator`).
     public func isApplicable(to slot: OperatorSlot) -> Bool {
+        if slot.isFullyConnected { return self == .lowRank }
         switch self {
         case .bottleneck, .lowRank, .depthwise: return true
         case .multiBranch, .fire: return slot.isSamePadded && slot.outputChannels >= 2

@@ -22,6 +22,11 @@ import LiteCNNTensor
 ///
 /// with `R = max(1, round(β·C))`, `S = max(1, round(β·C))`, `C_a = ⌈C/2⌉`, `C_b = C − C_a`, `E_1 = ⌊C/2⌋`,
 /// `E_3 = C − E_1`. In a graph (`nodes(input:output:prefix:)`) each tensor is the initializer `prefix + local name`.
+///
+/// **Fully connected slots** (`slot.isFullyConnected`, input `[N, C_i]`, output `[N, C]`) take only `lowRank`, a
+/// truncated factorization `W ≈ U·V` of the `[C, C_i]` weight: `first.weight` `[R, C_i]` (V), `second.weight` `[C, R]`
+/// (U) and `second.bias` `[C]` (the slot's bias, or zeros), no BatchNorm, with `R = max(1, round(β·min(C_i, C)))`:
+/// β is the rank as a fraction of the largest rank the weight can have.
 public struct PluggableOperator: Sendable, Equatable {
     public var kind: OperatorKind
     public var beta: Double
@@ -35,8 +40,12 @@ public struct PluggableOperator: Sendable, Equatable {
 
     /// The operator's characteristic inner width: `R` for bottleneck and low rank, the squeeze width `S` for Fire
     /// (both `max(1, round(β·C))`), `C_i` (the depthwise width) for depthwise, and `C` for multi-branch (it has no
-    /// narrower inner tensor: its branches write `⌈C/2⌉` and `⌊C/2⌋` of the output channels).
+    /// narrower inner tensor: its branches write `⌈C/2⌉` and `⌊C/2⌋` of the output channels). On a fully connected
+    /// slot, low rank's `R = max(1, round(β·min(C_i, C)))`.
     public static func innerChannels(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int {
+        if slot.isFullyConnected && kind == .lowRank {
+            return max(1, Int((beta * Double(min(slot.inputChannels, slot.outputChannels))).rounded()))
+        }
         switch kind {
         case .bottleneck, .lowRank, .fire: return max(1, Int((beta * Double(slot.outputChannels)).rounded()))
         case .multiBranch: return slot.outputChannels
@@ -49,10 +58,13 @@ public struct PluggableOperator: Sendable, Equatable {
     /// - lowRank: `H·W_out·R·C_i·k_w + H_out·W_out·C·R·k_h` (the row factor strides W only, the column factor H only);
     /// - multiBranch: `H_out·W_out·C_i·(C_a·k_w + C_b·k_h)`;
     /// - fire: `H·W·S·C_i + H_out·W_out·S·(E_1 + 9·E_3)`;
-    /// - depthwise: `H_out·W_out·C_i·k_h·k_w + H_out·W_out·C·C_i`.
-    /// Equal to `StructuredPruning.multiplyAdds(standaloneGraph(), imageShape: [C_i, H, W])` for applicable slots.
+    /// - depthwise: `H_out·W_out·C_i·k_h·k_w + H_out·W_out·C·C_i`;
+    /// - lowRank on a fully connected slot: `R·(C_i + C)`.
+    /// Equal to `StructuredPruning.multiplyAdds(standaloneGraph(), imageShape: slot.unitInputShape)` for applicable
+    /// slots.
     public static func multiplyAdds(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int {
         let g = PluggableGeometry(kind: kind, beta: beta, slot: slot)
+        if g.isFullyConnected { return g.inner * (g.ci + g.c) }
         let inPixels = g.h * g.w, outPixels = g.ho * g.wo
         switch kind {
         case .bottleneck:
@@ -74,10 +86,12 @@ public struct PluggableOperator: Sendable, Equatable {
     /// - lowRank: `R·C_i·k_w + C·R·k_h + 2C`;
     /// - multiBranch: `C_i·(C_a·k_w + C_b·k_h) + 2C`;
     /// - fire: `S·C_i + 2S + S·(E_1 + 9·E_3) + 2C`;
-    /// - depthwise: `C_i·k_h·k_w + C·C_i + 2C`.
+    /// - depthwise: `C_i·k_h·k_w + C·C_i + 2C`;
+    /// - lowRank on a fully connected slot: `R·C_i + C·R + C` (the bias is always there, zeros when the slot has none).
     /// Equal to `StructuredPruning.parameterCount(standaloneGraph())`.
     public static func parameterCount(kind: OperatorKind, beta: Double, slot: OperatorSlot) -> Int {
         let g = PluggableGeometry(kind: kind, beta: beta, slot: slot)
+        if g.isFullyConnected { return g.inner * g.ci + g.c * g.inner + g.c }
         switch kind {
         case .bottleneck:
             return g.inner * g.ci + g.inner * g.inner * g.kh * g.kw + g.c * g.inner + 2 * g.c
@@ -98,6 +112,10 @@ public struct PluggableOperator: Sendable, Equatable {
         let g = PluggableGeometry(kind: kind, beta: beta, slot: slot)
         var shapes: [String: [Int]] = [:]
         for conv in g.convolutions { shapes[conv.name + ".weight"] = conv.weightShape }
+        for linear in g.linears {
+            shapes[linear.name + ".weight"] = [linear.outputs, linear.inputs]
+            if linear.hasBias { shapes[linear.name + ".bias"] = [linear.outputs] }
+        }
         for bn in g.batchNorms {
             for field in PluggableGeometry.batchNormFields { shapes[bn.name + "." + field] = [bn.channels] }
         }
@@ -130,6 +148,15 @@ struct PluggableGeometry {
         var weightShape: [Int] { [outputChannels, inputChannels / group, kernel[0], kernel[1]] }
     }
 
+    /// One fully connected layer `y = x·Wᵀ (+ b)`: its local name (weight `name.weight` `[outputs, inputs]`, bias
+    /// `name.bias` `[outputs]` when it has one).
+    struct Linear {
+        var name: String
+        var outputs: Int
+        var inputs: Int
+        var hasBias: Bool
+    }
+
     /// One BatchNorm: its local name (tensors `name.scale`, `.bias`, `.mean`, `.var`) and width.
     struct BatchNorm {
         var name: String
@@ -148,6 +175,11 @@ struct PluggableGeometry {
     let expand1, expand3: Int
     let convolutions: [Convolution]
     let batchNorms: [BatchNorm]
+    /// Low rank on a fully connected slot: `first` `C_i → R`, `second` `R → C` with the bias (no convolution, no
+    /// BatchNorm); empty otherwise.
+    let linears: [Linear]
+    /// Whether this is low rank on a fully connected slot (the only operator such a slot takes).
+    let isFullyConnected: Bool
 
     init(kind: OperatorKind, beta: Double, slot: OperatorSlot) {
         ci = slot.inputChannels; c = slot.outputChannels
@@ -159,6 +191,15 @@ struct PluggableGeometry {
         expand1 = c / 2; expand3 = c - expand1
         let s = slot.strides, p = slot.pads, d = slot.dilations
         let (t, l, b, r) = (p[0], p[1], p[2], p[3])
+        isFullyConnected = slot.isFullyConnected && kind == .lowRank
+        if isFullyConnected {
+            linears = [Linear(name: "first", outputs: inner, inputs: ci, hasBias: false),
+                       Linear(name: "second", outputs: c, inputs: inner, hasBias: true)]
+            convolutions = []
+            batchNorms = []
+            return
+        }
+        linears = []
         func conv(_ name: String, _ o: Int, _ i: Int, group: Int = 1, _ k: [Int], strides: [Int] = [1, 1],
                   pads: [Int] = [0, 0, 0, 0], dilations: [Int] = [1, 1]) -> Convolution {
             Convolution(name: name, outputChannels: o, inputChannels: i, group: group, kernel: k, strides: strides,
