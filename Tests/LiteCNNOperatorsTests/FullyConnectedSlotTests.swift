@@ -283,6 +283,44 @@ final class FullyConnectedSlotTests: XCTestCase {
         XCTAssertEqual(noBias.tensors["second.bias"]?.scalars, [Float](repeating: 0, count: 6))
     }
 
+    /// The output-subspace factorization (`fullyConnectedLowRank(weight:inputs:dataFree:)`) is exact on inputs that
+    /// lie in a subspace of dimension ≤ R even when the weight has full rank (where the weight's SVD is not), and
+    /// fills the components it has no samples for from the data-free operator.
+    func testTheOutputSubspaceFactorizationIsExactOnInputsOfLowDimension() throws {
+        let graph = F.base(genericWeights: true)
+        for slot in try F.slots(graph).dropFirst() {
+            guard case let .float(weight)? = graph.initializers[slot.weight] else { return XCTFail("no weight") }
+            let basis = randomTensor([2, slot.inputChannels], seed: 40).scalars
+            func inputs(_ n: Int, seed: UInt64) -> Tensor {
+                let a = randomTensor([n, 2], seed: seed).scalars
+                var x = [Float](repeating: 0, count: n * slot.inputChannels)
+                for i in 0..<n { for j in 0..<slot.inputChannels { x[i * slot.inputChannels + j] = a[2 * i] * basis[j] + a[2 * i + 1] * basis[slot.inputChannels + j] } }
+                return Tensor(shape: [n, slot.inputChannels], scalars: x, layout: .plain)
+            }
+            let beta = 2 / Double(min(slot.inputChannels, slot.outputChannels))
+            let dataFree = try PluggableOperator.initialized(kind: .lowRank, beta: beta, slot: slot, graph: graph)
+            let calibration = [inputs(6, seed: 41), inputs(5, seed: 42)]
+            let fromData = try XCTUnwrap(PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: calibration,
+                                                                                 dataFree: dataFree))
+            XCTAssertEqual(fromData.tensorShapes, dataFree.tensorShapes)
+            let x = inputs(7, seed: 43), expected = F.unit(slot, graph: graph, x), scale = F.maxAbs(expected)
+            func error(_ op: PluggableOperator) throws -> Float {
+                F.maxDifference(try InferenceEngine(graph: op.standaloneGraph()).run(x), expected) / scale
+            }
+            XCTAssertLessThan(try error(fromData), 1e-4, "\(slot.name): inputs of dimension 2 at R = 2")
+            XCTAssertGreaterThan(try error(dataFree), 0.02, "\(slot.name): the full-rank weight's SVD at R = 2")
+            // One sample for R = 4: one component from the data, the others the data-free operator's leading ones.
+            let wide = try PluggableOperator.initialized(kind: .lowRank, beta: 2 * beta, slot: slot, graph: graph)
+            let one = try XCTUnwrap(PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: [inputs(1, seed: 44)],
+                                                                            dataFree: wide))
+            let ci = slot.inputChannels
+            XCTAssertEqual(Array(one.tensors["first.weight"]!.scalars[ci..<(4 * ci)]),
+                           Array(wide.tensors["first.weight"]!.scalars[0..<(3 * ci)]))
+            XCTAssertNil(PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: [randomTensor([3, ci + 1], seed: 45)],
+                                                                 dataFree: dataFree), "inputs of another width")
+        }
+    }
+
     func testGradientsOfTheFullyConnectedOperator() throws {
         let graph = F.base(genericWeights: true)
         // fc2 has no ReLU (finite differences are meaningless at a kink).

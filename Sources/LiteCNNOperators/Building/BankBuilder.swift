@@ -71,7 +71,9 @@ public struct BankBuildOptions: Sendable, Equatable {
 /// For every slot (`OperatorSlots.find`) and every operator setting:
 /// 1. **Initialization** without data where the mathematics gives one (`PluggableOperator.initialized`: SVD for low
 ///    rank, Tucker-2 for the bottleneck, rank-1 slices for depthwise-separable, kernel rows and columns for the
-///    multi-branch operator, He initialization for Fire).
+///    multi-branch operator, He initialization for Fire). A fully connected slot's low rank also tries the
+///    output-subspace factorization on the calibration inputs (`fullyConnectedLowRank(weight:inputs:dataFree:)`)
+///    and keeps whichever reproduces the unit better on the held-out calibration batches.
 /// 2. **Layer-wise distillation**: the base runs once over the calibration images and each unit's input and output are
 ///    kept; the operator alone (`GraphNetwork` of its standalone graph, BatchNorm in training mode) is trained with
 ///    Adam to reproduce the unit's output, mean squared error, the rest of the network frozen. Its relative error
@@ -128,6 +130,12 @@ public final class BankBuilder {
                                                        bias: bias, batchNorm: bn, seed: options.seed &+ UInt64(entries.count))
             let pairs = captured[slot.index]
             let train = Array(pairs.dropLast(held)), heldOut = Array(pairs.suffix(held))
+            if slot.isFullyConnected,
+               let fromData = PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: train.map(\.x), dataFree: op),
+               try relativeError(fromData, on: heldOut.isEmpty ? train : heldOut)
+                   < relativeError(op, on: heldOut.isEmpty ? train : heldOut) {
+                op = fromData
+            }
             var error = try distill(&op, train: train, measureOn: heldOut.isEmpty ? train : heldOut)
             if options.precision == .float16 {
                 op = op.withBatchNormVariancesBelowHalfRange()

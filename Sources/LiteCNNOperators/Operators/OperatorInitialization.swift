@@ -149,11 +149,7 @@ extension PluggableOperator {
             throw PluggableOperatorError("\(context): bias has shape \(bias.shape), expected [\(c)]")
         }
         guard batchNorm == nil else { throw PluggableOperatorError("\(context): a fully connected unit has no BatchNorm") }
-        var w = weight.scalars
-        if !slot.transB {
-            w = [Float](repeating: 0, count: c * ci)
-            for i in 0..<ci { for o in 0..<c { w[o * ci + i] = weight.scalars[i * c + o] } }
-        }
+        let w = fullyConnectedRows(weight, slot: slot)
         let rank = innerChannels(kind: .lowRank, beta: beta, slot: slot), k = min(rank, c, ci)
         let svd = SVD.truncated(w, rows: c, cols: ci, rank: k)
         var first = [Float](repeating: 0, count: rank * ci), second = [Float](repeating: 0, count: c * rank)
@@ -167,6 +163,61 @@ extension PluggableOperator {
             "first.weight": Tensor(shape: [rank, ci], scalars: first, layout: .plain),
             "second.weight": Tensor(shape: [c, rank], scalars: second, layout: .plain),
             "second.bias": Tensor(shape: [c], scalars: b, layout: .plain)])
+    }
+
+    /// A fully connected slot's weight as `[C, C_i]` rows (transposed when the Gemm has `transB = 0`).
+    static func fullyConnectedRows(_ weight: Tensor, slot: OperatorSlot) -> [Float] {
+        guard !slot.transB else { return weight.scalars }
+        let (c, ci) = (slot.outputChannels, slot.inputChannels)
+        var w = [Float](repeating: 0, count: c * ci)
+        for i in 0..<ci { for o in 0..<c { w[o * ci + i] = weight.scalars[i * c + o] } }
+        return w
+    }
+
+    /// Low rank on a fully connected slot from data: the output-subspace factorization of the slot's `weight` (as in
+    /// `initialized`) on calibration inputs `inputs` (each `[N, C_i]`); nil when they hold no sample or do not match.
+    ///
+    /// With `Z = X·Wᵀ` the slot's outputs before bias on the `n` samples (`[n, C]`) and `P` (`[C, k]`) the leading
+    /// `k = min(R, n, C)` right singular vectors of Z: `second[:, :k] = P`, `first[:k] = Pᵀ·W`, so the operator
+    /// computes `P·Pᵀ·W·x + b`, the projection of the slot's output onto the subspace its calibration outputs span
+    /// most: the rank-k map closest to W on the data (the linear case of Zhang, Zou, He & Sun, "Accelerating Very Deep
+    /// Convolutional Networks for Classification and Detection", TPAMI 2016), where the SVD of W is closest on all
+    /// inputs alike. It is exact whenever the inputs lie in a subspace of dimension ≤ k: VGG-16's first classifier
+    /// layer at 32×32 reads a 512-channel map repeated 49 times, which rank 512 reproduces and its weight's SVD does
+    /// not. Components `k..<R` (fewer samples than R) are `dataFree`'s leading ones. The bias is the slot's.
+    public static func fullyConnectedLowRank(weight: Tensor, inputs: [Tensor], dataFree: PluggableOperator)
+        -> PluggableOperator? {
+        let slot = dataFree.slot
+        let (c, ci, rank) = (slot.outputChannels, slot.inputChannels, dataFree.innerChannels)
+        let n = inputs.reduce(0) { $0 + ($1.shape.first ?? 0) }
+        guard slot.isFullyConnected, dataFree.kind == .lowRank, n > 0, weight.count == c * ci,
+              inputs.allSatisfy({ $0.shape.count == 2 && $0.shape[1] == ci }),
+              let first0 = dataFree.tensors["first.weight"]?.scalars, first0.count == rank * ci,
+              let second0 = dataFree.tensors["second.weight"]?.scalars, second0.count == c * rank
+        else { return nil }
+        let w = fullyConnectedRows(weight, slot: slot)
+        let x = inputs.flatMap(\.scalars)
+        var z = [Float](repeating: 0, count: n * c)
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in z.withUnsafeMutableBufferPointer { zp in
+            Kernels.gemm(transB: true, m: n, n: c, k: ci, a: xp.baseAddress!, lda: ci, b: wp.baseAddress!, ldb: ci,
+                         c: zp.baseAddress!, ldc: c)
+        } } }
+        let k = min(rank, n, c)
+        let pt = SVD.truncated(z, rows: n, cols: c, rank: k).vt  // [k, C]: Pᵀ
+        var first = [Float](repeating: 0, count: rank * ci), second = [Float](repeating: 0, count: c * rank)
+        pt.withUnsafeBufferPointer { pp in w.withUnsafeBufferPointer { wp in first.withUnsafeMutableBufferPointer { fp in
+            Kernels.gemm(m: k, n: ci, k: c, a: pp.baseAddress!, lda: c, b: wp.baseAddress!, ldb: ci,
+                         c: fp.baseAddress!, ldc: ci)
+        } } }
+        for r in 0..<k { for o in 0..<c { second[o * rank + r] = pt[r * c + o] } }
+        for r in k..<rank {
+            for i in 0..<ci { first[r * ci + i] = first0[(r - k) * ci + i] }
+            for o in 0..<c { second[o * rank + r] = second0[o * rank + r - k] }
+        }
+        var op = dataFree
+        op.tensors["first.weight"] = Tensor(shape: [rank, ci], scalars: first, layout: .plain)
+        op.tensors["second.weight"] = Tensor(shape: [c, rank], scalars: second, layout: .plain)
+        return op
     }
 
     /// The unit's BatchNorm as the operator's trailing one (node epsilon `slot.batchNormEpsilon ?? 1e-5`).
