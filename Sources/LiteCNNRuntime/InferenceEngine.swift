@@ -408,13 +408,33 @@ public final class InferenceEngine: @unchecked Sendable {
 
     /// `images` matrices `[rows, cols]` (row stride `lds`, `imageStride` floats apart) transposed into contiguous
     /// `[cols, rows]` matrices (row stride `ldd`): the NCHW ↔ NHWC conversion at a plan's input and outputs.
+    ///
+    /// Large images are also split along their pixels (the longer side: `cols` of an NCHW input's `[C, H·W]`, `rows`
+    /// of an NHWC activation's `[H·W, C]`) into one part per thread, so that each thread converts the pixels the
+    /// first layer's rows on that thread read (a 224×224 input converted on one thread left half of the stem's
+    /// input in the other core's cache).
     private static func transposeImages(_ images: Int, rows: Int, cols: Int, src: UnsafePointer<Float>, imageStride: Int,
                                         lds: Int, dst: UnsafeMutablePointer<Float>, ldd: Int) {
-        let body = { (i: Int) in
-            Kernels.transpose(src: src + i * imageStride, rows: rows, cols: cols, srcRowStride: lds, dst: dst + i * rows * cols,
-                              dstRowStride: ldd)
+        let threads = WorkerPool.shared.threadCount
+        let parts = rows * cols >= 16_384 ? max(1, threads / max(1, images)) : 1
+        let body = { (item: Int) in
+            let (i, part) = (item / parts, item % parts)
+            let (s, d) = (src + i * imageStride, dst + i * rows * cols)
+            if cols >= rows {
+                let (j0, j1) = (cols * part / parts, cols * (part + 1) / parts)
+                Kernels.transpose(src: s + j0, rows: rows, cols: j1 - j0, srcRowStride: lds, dst: d + j0 * ldd,
+                                  dstRowStride: ldd)
+            } else {
+                let (i0, i1) = (rows * part / parts, rows * (part + 1) / parts)
+                Kernels.transpose(src: s + i0 * lds, rows: i1 - i0, cols: cols, srcRowStride: lds, dst: d + i0,
+                                  dstRowStride: ldd)
+            }
         }
-        if images > 1 && rows * cols >= 16_384 { WorkerPool.shared.parallelFor(images, body) } else { (0..<images).forEach(body) }
+        if images * parts > 1 && rows * cols >= 16_384 {
+            WorkerPool.shared.parallelFor(images * parts, body)
+        } else {
+            (0..<(images * parts)).forEach(body)
+        }
     }
 
     /// Copies activation `a` of `plan` out in ONNX logical order (NCHW, or NHWC when `nhwc`, for 4-D; plain

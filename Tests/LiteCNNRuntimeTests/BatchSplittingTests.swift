@@ -59,6 +59,25 @@ final class BatchSplittingTests: XCTestCase {
         }
     }
 
+    /// Inputs and 4-D outputs of 16 K floats or more are converted between NCHW and NHWC in one part per thread along
+    /// their pixels (whole batch or not, NCHW or NHWC entry point): the same values on one and two threads.
+    func testLargeImagesConvertedInPartsAgree() throws {
+        let m = GraphMaker(seed: 83)
+        let y = m.op1("Relu", [m.conv("input", 3, 5, ["pads": .ints([1, 1, 1, 1])])])
+        let g = m.graph(input: [.symbolic("N"), .fixed(3), .fixed(80), .fixed(75)], output: y)
+        for n in [1, 3] {
+            let input = randomInput([n, 3, 80, 75], seed: 6 + UInt64(n))
+            let want = try ReferenceInterpreter(graph: g).run(input)
+            let wantTensor = Tensor(shape: want.shape, scalars: want.data.map { Float($0) }, layout: .plain)
+            for threads in [1, 2] {
+                let engine = try InferenceEngine(graph: g, options: .init(threads: threads, batchSplitting: .never))
+                assertClose(try engine.run(input), wantTensor, "batch \(n), \(threads) threads")
+                XCTAssertEqual(try engine.runNHWC(input.nchwToNHWC()).scalars, try engine.run(input).nchwToNHWC().scalars,
+                               "runNHWC, batch \(n), \(threads) threads")
+            }
+        }
+    }
+
     func testAutomaticTimesEveryWayThenKeepsOne() throws {
         WorkerPool.shared.threadCount = 2
         let g = perImageGraph()
