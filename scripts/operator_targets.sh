@@ -43,8 +43,11 @@ for target in $TARGETS; do
     # VGG-16: one β per operator (65 operators for the 13 convolutions), and slots for the classifier's three Gemms
     # (28 % of its multiply-adds at 32×32; low rank at the default --fc-beta 0.125,0.25): without them no
     # configuration goes below 36 % of the base.
-    [ "$target" = vgg16 ] && betas="" && fc="--fully-connected"
-    [ -f "$dir/bank.lcb" ] || "$LITECNN" operators build "$dir/run" $betas $fc --steps 300 --calibration-images 512 \
+    # 1,024 calibration images: the output-subspace initialization of fc6 (512 distinct inputs repeated 49 times) is
+    # exact once the distillation split holds at least 512 of them.
+    calibration=512
+    [ "$target" = vgg16 ] && betas="" && fc="--fully-connected" && calibration=1024
+    [ -f "$dir/bank.lcb" ] || "$LITECNN" operators build "$dir/run" $betas $fc --steps 300 --calibration-images $calibration \
         $THREADS_FLAG --out "$dir/bank.lcb" --json > "$dir/bank.json"
     [ -f "$dir/bank-tuned.lcb" ] || "$LITECNN" operators finetune "$dir/run" --bank "$dir/bank.lcb" --steps 1200 \
         --calibration-images 4000 $THREADS_FLAG --out "$dir/bank-tuned.lcb" --json > "$dir/bank-tuned.json"

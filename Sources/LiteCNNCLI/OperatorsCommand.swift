@@ -489,6 +489,8 @@ struct FineTuningArguments: ParsableArguments {
     var randomShare = OperatorFineTuningOptions().randomShare
     @Option(name: .customLong("swap-share"), help: ArgumentHelp("Random configurations: range of the share of slots swapped, as LOW-HIGH.", valueName: "range"))
     var swapShare = "0.25-1"
+    @Flag(name: .customLong("finetune-fully-connected"), help: "Train the operators of fully connected slots too (by default they keep their distillation: trained end to end on a small calibration set, VGG-16's classifier operators overfitted).")
+    var trainsFullyConnected = false
 
     func validate() throws {
         guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--finetune-lr must be positive") }
@@ -526,6 +528,7 @@ struct FineTuningArguments: ParsableArguments {
         o.swapShare = (try? share()) ?? o.swapShare
         o.budgetShares = (try? budgetShares()) ?? o.budgetShares
         o.randomShare = randomShare
+        o.trainsFullyConnected = trainsFullyConnected
         return o
     }
 }

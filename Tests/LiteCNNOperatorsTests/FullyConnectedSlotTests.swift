@@ -383,6 +383,11 @@ final class FullyConnectedSlotTests: XCTestCase {
         options.randomShare = 1
         options.swapShare = 1...1
         options.learningRate = 1e-2
+        // By default the operators of fully connected slots keep their distillation.
+        var kept = bank
+        _ = try OperatorFineTuning.fineTune(&kept, base: base, batches: F.batches(2), options: options)
+        XCTAssertEqual(kept.entries.map(\.op.tensors), bank.entries.map(\.op.tensors), "fully connected operators frozen")
+        options.trainsFullyConnected = true
         let report = try OperatorFineTuning.fineTune(&tuned, base: base, batches: F.batches(2), options: options)
         XCTAssertEqual(report.steps, 6)
         XCTAssertNotEqual(tuned.entries.map(\.op.tensors), bank.entries.map(\.op.tensors), "the operators moved")
