@@ -25,10 +25,11 @@ public struct OperatorFineTuningOptions: Sendable, Equatable {
     public var randomShare = 0.0
     public var swapShare: ClosedRange<Double> = 0.25...1
     public var seed: UInt64 = 0
-    /// Whether the operators of fully connected slots are trained too. Off by default: VGG-16's classifier operators
-    /// (4–15 M parameters each) trained end to end on the 4,000 calibration images of the shapes set overfitted them
-    /// (the configurations at 50 % of the multiply-adds fell from 36.5 % to 17.2 % top-1 on held-out images), while
-    /// layer-wise distillation alone leaves them close to their units.
+    /// Whether the operators of fully connected slots are trained too. Off by default: with VGG-16's classifier
+    /// operators (4–15 M parameters each) trained end to end on the 4,000 training images of the shapes set, the
+    /// distillation loss fell (7.1 → 1.1) while the configuration at 50 % of the multiply-adds fell from 36.5 % to
+    /// 17.2 % top-1 on the test images — they fit the training images, not the layer; layer-wise distillation alone
+    /// keeps them close to their units.
     public var trainsFullyConnected = false
 
     public init() {}
