@@ -309,13 +309,21 @@ final class FullyConnectedSlotTests: XCTestCase {
             }
             XCTAssertLessThan(try error(fromData), 1e-4, "\(slot.name): inputs of dimension 2 at R = 2")
             XCTAssertGreaterThan(try error(dataFree), 0.02, "\(slot.name): the full-rank weight's SVD at R = 2")
-            // One sample for R = 4: one component from the data, the others the data-free operator's leading ones.
+            // One sample for R = 4: one component from the data; the others read the data-free operator's leading
+            // input projections and write nothing yet, so the operator is still exact on that sample's line.
             let wide = try PluggableOperator.initialized(kind: .lowRank, beta: 2 * beta, slot: slot, graph: graph)
-            let one = try XCTUnwrap(PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: [inputs(1, seed: 44)],
-                                                                            dataFree: wide))
+            let sample = inputs(1, seed: 44)
+            let one = try XCTUnwrap(PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: [sample], dataFree: wide))
             let ci = slot.inputChannels
             XCTAssertEqual(Array(one.tensors["first.weight"]!.scalars[ci..<(4 * ci)]),
                            Array(wide.tensors["first.weight"]!.scalars[0..<(3 * ci)]))
+            let second = one.tensors["second.weight"]!.scalars
+            XCTAssertTrue((0..<slot.outputChannels).allSatisfy { o in (1..<4).allSatisfy { second[o * 4 + $0] == 0 } })
+            let line = Tensor(shape: [2, ci], scalars: sample.scalars.map { 3 * $0 } + sample.scalars.map { -0.5 * $0 },
+                              layout: .plain)
+            let onLine = F.unit(slot, graph: graph, line)
+            XCTAssertLessThan(F.maxDifference(try InferenceEngine(graph: one.standaloneGraph()).run(line), onLine),
+                              1e-4 * max(1, F.maxAbs(onLine)), "\(slot.name): exact on the sample's line")
             XCTAssertNil(PluggableOperator.fullyConnectedLowRank(weight: weight, inputs: [randomTensor([3, ci + 1], seed: 45)],
                                                                  dataFree: dataFree), "inputs of another width")
         }

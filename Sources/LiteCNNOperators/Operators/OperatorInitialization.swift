@@ -184,7 +184,8 @@ extension PluggableOperator {
     /// Convolutional Networks for Classification and Detection", TPAMI 2016), where the SVD of W is closest on all
     /// inputs alike. It is exact whenever the inputs lie in a subspace of dimension ≤ k: VGG-16's first classifier
     /// layer at 32×32 reads a 512-channel map repeated 49 times, which rank 512 reproduces and its weight's SVD does
-    /// not. Components `k..<R` (fewer samples than R) are `dataFree`'s leading ones. The bias is the slot's.
+    /// not. With fewer samples than R, components `k..<R` read `dataFree`'s leading input projections and write
+    /// nothing yet (zero columns of `second`), for distillation to train. The bias is the slot's.
     public static func fullyConnectedLowRank(weight: Tensor, inputs: [Tensor], dataFree: PluggableOperator)
         -> PluggableOperator? {
         let slot = dataFree.slot
@@ -192,8 +193,7 @@ extension PluggableOperator {
         let n = inputs.reduce(0) { $0 + ($1.shape.first ?? 0) }
         guard slot.isFullyConnected, dataFree.kind == .lowRank, n > 0, weight.count == c * ci,
               inputs.allSatisfy({ $0.shape.count == 2 && $0.shape[1] == ci }),
-              let first0 = dataFree.tensors["first.weight"]?.scalars, first0.count == rank * ci,
-              let second0 = dataFree.tensors["second.weight"]?.scalars, second0.count == c * rank
+              let first0 = dataFree.tensors["first.weight"]?.scalars, first0.count == rank * ci
         else { return nil }
         let w = fullyConnectedRows(weight, slot: slot)
         let x = inputs.flatMap(\.scalars)
@@ -210,9 +210,11 @@ extension PluggableOperator {
                          c: fp.baseAddress!, ldc: ci)
         } } }
         for r in 0..<k { for o in 0..<c { second[o * rank + r] = pt[r * c + o] } }
+        // Components the samples do not reach start with the data-free input projections and a zero output column:
+        // the operator is still P·Pᵀ·W on the data, and distillation can grow them (a zero input row as well would
+        // leave both without gradient).
         for r in k..<rank {
             for i in 0..<ci { first[r * ci + i] = first0[(r - k) * ci + i] }
-            for o in 0..<c { second[o * rank + r] = second0[o * rank + r - k] }
         }
         var op = dataFree
         op.tensors["first.weight"] = Tensor(shape: [rank, ci], scalars: first, layout: .plain)
