@@ -1,7 +1,12 @@
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE
+#endif
 #include "litecnn_kernels.h"
 
 #include <stdlib.h>
 #if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #endif
 
@@ -13,6 +18,44 @@ void lcnn_cpu_relax(void) { __asm__ __volatile__("yield"); }
 #else
 void lcnn_cpu_relax(void) {}
 #endif
+
+int lcnn_worker_processor(int index) {
+#if defined(__linux__)
+    cpu_set_t allowed;
+    if (index < 1 || sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return -1;
+    const int own = sched_getcpu();
+    int others = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) others += CPU_ISSET(cpu, &allowed) && cpu != own;
+    if (others < index) return -1;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, &allowed) && cpu != own && ++seen == index) return cpu;
+    }
+#else
+    (void)index;
+#endif
+    return -1;
+}
+
+int lcnn_current_processor(void) {
+#if defined(__linux__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+int lcnn_pin_current_thread(int processor) {
+#if defined(__linux__)
+    if (processor < 0 || processor >= CPU_SETSIZE) return -1;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(processor, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0 ? 0 : -1;
+#else
+    (void)processor;
+    return -1;
+#endif
+}
 
 static int detected_level = -1;
 static int forced_level = 99;

@@ -110,6 +110,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let threads { WorkerPool.shared.threadCount = threads }
+        WorkerPool.shared.bindCallingThread()  // this thread runs every inference: keep it off the workers' processors
         let effectiveThreads = threads.map { min($0, WorkerPool.shared.maximumThreads) } ?? WorkerPool.shared.threadCount
         let progress = ProgressLine(enabled: true)
 

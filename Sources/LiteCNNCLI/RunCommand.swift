@@ -73,6 +73,7 @@ struct RunCommand: ParsableCommand {
         }
 
         if let threads { WorkerPool.shared.threadCount = threads }
+        WorkerPool.shared.bindCallingThread()  // this thread runs every inference: keep it off the workers' processors
         let engine: InferenceEngine
         do { engine = try InferenceEngine(graph: loaded.takeGraph(), options: InferenceOptions(threads: threads)) } catch {
             throw CommandError("\(loaded.label): cannot plan the graph: \(error)")

@@ -19,6 +19,17 @@ extern "C" {
 /// A pause hint for spin-wait loops (PAUSE on x86, YIELD on ARM).
 void lcnn_cpu_relax(void);
 
+/// The processor worker `index` (1, 2, …) of a pool created on the calling thread should be bound to: the `index`-th
+/// processor of the process's affinity set other than the one the caller runs on; -1 when there are not that many
+/// (or not on Linux).
+int lcnn_worker_processor(int index);
+
+/// The processor the calling thread runs on (Linux), or -1.
+int lcnn_current_processor(void);
+
+/// Binds the calling thread to `processor` (Linux; elsewhere a no-op). Returns 0, or -1 when that fails.
+int lcnn_pin_current_thread(int processor);
+
 /// The instruction set the kernels dispatched to: 0 portable, 1 AVX2+FMA, 2 AVX-512.
 int lcnn_isa_level(void);
 
