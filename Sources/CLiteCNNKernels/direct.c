@@ -336,15 +336,13 @@ static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, cons
             const int NB = ocp - ob > 16 ? 2 : 1;
             const __mmask16 m0 = lcnn_avx512_lanes(ocp - ob), m1 = lcnn_avx512_lanes(ocp - ob - 16);
             const __mmask16 s0 = lcnn_avx512_lanes(OC - ob), s1 = lcnn_avx512_lanes(OC - ob - 16);
-            int64_t oy = oy0, ox = 0;
             for (int64_t p = 0; p < pixels; p += DIRECT_TILE) {
                 const int64_t count = pixels - p < DIRECT_TILE ? pixels - p : DIRECT_TILE;
                 const float *x[DIRECT_TILE];
-                for (int i = 0; i < DIRECT_TILE; i++) {
+                for (int i = 0; i < DIRECT_TILE; i++) {  // pixels past `count` repeat the last one
+                    const int64_t q = p + (i < count ? i : count - 1), oy = oy0 + q / ow, ox = q % ow;
                     x[i] = base + (oy * g->sh * slabW + ox * g->sw) * C;
-                    if (i + 1 < count && ++ox == ow) { ox = 0; oy++; }
                 }
-                if (++ox == ow) { ox = 0; oy++; }
                 if (NB == 2) direct_tile_avx512(2, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
                 else direct_tile_avx512(1, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
                 const int64_t pixel = first + p;
