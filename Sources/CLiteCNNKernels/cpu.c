@@ -110,7 +110,9 @@ typedef struct {
     uint64_t tag;
 } block_header;
 
-void *lcnn_aligned_alloc(size_t bytes) {
+void *lcnn_aligned_alloc(size_t bytes) { return lcnn_aligned_alloc_pages(bytes, 1); }
+
+void *lcnn_aligned_alloc_pages(size_t bytes, int hugePages) {
     if (bytes > SIZE_MAX / 2) return NULL;
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     if (bytes >= LARGE_BLOCK) {
@@ -126,7 +128,7 @@ void *lcnn_aligned_alloc(size_t bytes) {
         uintptr_t end = start + ((bytes + page - 1) & ~(page - 1));
         uintptr_t mappedEnd = base + length;
         if (mappedEnd > end) munmap((void *)end, mappedEnd - end);
-        (void)lcnn_advise_huge_pages((void *)start, end - start);
+        if (hugePages) (void)lcnn_advise_huge_pages((void *)start, end - start);
         block_header *h = (block_header *)(start - HEADER);
         h->base = (void *)head;
         h->length = end - head;

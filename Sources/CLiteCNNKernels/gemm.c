@@ -786,10 +786,16 @@ void lcnn_sgemm(int transA, int transB, int64_t m, int64_t n, int64_t k, float a
 int64_t lcnn_packed_b_count(int64_t k, int64_t n) { return round_up(n, PW) * (k > 0 ? k : 0); }
 
 void lcnn_pack_b(int transB, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed) {
+    lcnn_pack_b_columns(transB, k, n, 0, n, b, ldb, packed);
+}
+
+void lcnn_pack_b_columns(int transB, int64_t k, int64_t n, int64_t n0, int64_t nc, const float *b, int64_t ldb,
+                         float *packed) {
+    if (n0 % PW != 0 || n0 < 0 || nc < 0 || n0 + nc > n) abort();  // a programming error: panels would overlap
     int64_t stride = round_up(n, PW);
     for (int64_t pc = 0; pc < k; pc += KC) {
         int64_t kc = k - pc < KC ? k - pc : KC;
-        pack_b_block(transB, kc, n, transB ? b + pc : b + pc * ldb, ldb, packed + pc * stride);
+        pack_b_block(transB, kc, nc, transB ? b + pc : b + pc * ldb, ldb, packed + pc * stride + (n0 / PW) * kc * PW);
     }
 }
 

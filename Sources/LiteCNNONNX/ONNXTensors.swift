@@ -90,7 +90,7 @@ struct TensorReader {
         bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Constant in
             switch type {
             case .float:
-                return .float(Tensor(shape: shape, layout: .plain) { out in
+                return .float(Tensor(shape: shape, layout: .plain, hugePages: false) { out in
                     #if _endian(little)
                     // The file's little-endian floats are the host's: one copy (weights are most of a model's bytes).
                     if count > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress!, byteCount: 4 * count) }
@@ -99,13 +99,13 @@ struct TensorReader {
                     #endif
                 })
             case .double:
-                return .float(Tensor(shape: shape, layout: .plain) { out in
+                return .float(Tensor(shape: shape, layout: .plain, hugePages: false) { out in
                     for i in 0..<count {
                         out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
                     }
                 })
             case .float16:
-                return .float(Tensor(shape: shape, layout: .plain) { out in
+                return .float(Tensor(shape: shape, layout: .plain, hugePages: false) { out in
                     for i in 0..<count { out[i] = halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
                 })
             case .int64:

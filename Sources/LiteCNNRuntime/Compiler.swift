@@ -48,9 +48,9 @@ final class ConvParams: @unchecked Sendable {
         if let p = packed[key] { return p }
         let p = weight.withUnsafeBufferPointer { w in
             if let bias {
-                return bias.withUnsafeBufferPointer { PackedConvolution(weight: w.baseAddress!, bias: $0.baseAddress!, geometry: g) }
+                return bias.withUnsafeBufferPointer { PackedConvolution(weight: w.baseAddress!, bias: $0.baseAddress!, geometry: g, hugePages: packedWeightsUseHugePages) }
             }
-            return PackedConvolution(weight: w.baseAddress!, bias: nil, geometry: g)
+            return PackedConvolution(weight: w.baseAddress!, bias: nil, geometry: g, hugePages: packedWeightsUseHugePages)
         }
         packed[key] = p
         return p
@@ -75,7 +75,8 @@ final class ConvParams: @unchecked Sendable {
                 WinogradConvolution(weights: w.baseAddress!, bias: b, inputChannels: g.inputChannels,
                                     outputChannels: g.outputChannels, padTop: g.padTop, padLeft: g.padLeft,
                                     padBottom: g.padBottom, padRight: g.padRight,
-                                    activation: self.hasResidual ? .none : self.epilogue)
+                                    activation: self.hasResidual ? .none : self.epilogue,
+                                    hugePages: packedWeightsUseHugePages)
             }
             if let bias { return bias.withUnsafeBufferPointer { make($0.baseAddress!) } }
             return make(nil)

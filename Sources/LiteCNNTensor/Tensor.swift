@@ -39,13 +39,16 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// A tensor of `shape` whose storage is written by `initializer` (uninitialised memory, every element must be set).
-    public init(shape: [Int], layout: Layout? = nil,
+    /// `hugePages` advises transparent huge pages for the storage (`adviseHugePages`): right for tensors that are read
+    /// many times, wrong for data read once — such as weights decoded from a file before they are packed — because on
+    /// a VM a huge page the host has not backed yet costs several times more to touch first than 4 KiB pages do.
+    public init(shape: [Int], layout: Layout? = nil, hugePages: Bool = true,
                 unsafeUninitialized initializer: (UnsafeMutableBufferPointer<Float>) -> Void) {
         let count = shape.reduce(1, *)
         self.shape = shape
         self.layout = layout ?? (shape.count == 4 ? .nhwc : .plain)
         self.scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
+            if hugePages { adviseHugePages(UnsafeMutableRawBufferPointer(buffer)) }
             initializer(buffer)
             initialized = count
         }

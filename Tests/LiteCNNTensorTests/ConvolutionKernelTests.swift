@@ -168,6 +168,8 @@ final class ConvolutionKernelTests: XCTestCase {
         checkAll(geometry(2, 5, 6, 45, 45, k: (1, 1), groups: 3), seed: 41)                 // ShuffleNet 1×1, 15 per group
         checkAll(geometry(1, 7, 7, 16, 24, k: (3, 3), s: (2, 2), pad: (1, 1, 1, 1), groups: 8), seed: 42)
         checkAll(geometry(1, 4, 4, 180, 120, k: (1, 1), groups: 3), seed: 43)              // 60 → 40 per group
+        // 70 outputs per group: each group's weights are reordered and packed in two slices (64 + 6 columns).
+        checkAll(geometry(1, 5, 4, 40, 140, k: (3, 3), pad: (1, 1, 1, 1), groups: 2), seed: 44)
     }
 
     func testDepthwiseFastPaths() {

@@ -42,6 +42,10 @@ int lcnn_set_isa_level(int level);
 /// instead of staying in malloc's heap. Returns NULL when the memory is not available.
 void *lcnn_aligned_alloc(size_t bytes);
 
+/// `lcnn_aligned_alloc`, advised for transparent huge pages only when `hugePages` is nonzero (large blocks are still
+/// mapped 2 MiB-aligned and unmapped when freed).
+void *lcnn_aligned_alloc_pages(size_t bytes, int hugePages);
+
 /// Frees a block of `lcnn_aligned_alloc` (NULL is ignored).
 void lcnn_aligned_free(void *pointer);
 
@@ -77,6 +81,12 @@ int64_t lcnn_packed_b_count(int64_t k, int64_t n);
 
 /// Packs op(B) (k×n) once into the layout the micro-kernels read, so repeated products skip the packing.
 void lcnn_pack_b(int transB, int64_t k, int64_t n, const float *b, int64_t ldb, float *packed);
+
+/// Packs columns `n0 ..< n0 + nc` of op(B) (k×n) into their place in `lcnn_pack_b`'s layout of the whole matrix, so a
+/// large operand can be packed from a small reordered slice at a time. `b` points at column `n0` (for `transB`, at
+/// row `n0` of the stored `[n, ldb]` matrix); `n0` must be a multiple of 16.
+void lcnn_pack_b_columns(int transB, int64_t k, int64_t n, int64_t n0, int64_t nc, const float *b, int64_t ldb,
+                         float *packed);
 
 /// `lcnn_sgemm` with op(B) given pre-packed by `lcnn_pack_b(…, k, n, …)`.
 void lcnn_sgemm_packed(int transA, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

@@ -215,15 +215,26 @@ final class CGeometry: @unchecked Sendable {
 /// on a VM a fault costs about a microsecond, and faults were a third of ResNet-18's time to first inference — a layer
 /// streaming weights or activations walks 512 times fewer TLB entries, and a freed plan leaves the resident set at
 /// once instead of staying in malloc's heap.
-public func allocateCacheAligned(floats count: Int) -> UnsafeMutablePointer<Float> {
+public func allocateCacheAligned(floats count: Int, hugePages: Bool = true) -> UnsafeMutablePointer<Float> {
     let bytes = max(1, count) * MemoryLayout<Float>.stride
-    guard let raw = lcnn_aligned_alloc(bytes) else { fatalError("out of memory: \(bytes) bytes for a kernel buffer") }
+    guard let raw = lcnn_aligned_alloc_pages(bytes, hugePages ? 1 : 0) else { fatalError("out of memory: \(bytes) bytes for a kernel buffer") }
     return raw.bindMemory(to: Float.self, capacity: max(1, count))
 }
 
 /// Advises transparent huge pages for the whole 2 MiB pages inside `buffer` (if any) when it has not been touched
 /// yet: a fresh allocation about to be filled, such as decoded weights. See `allocateCacheAligned(floats:)` for why;
 /// this is the same for memory that came from `malloc` unaligned.
+/// Whether packed weights are advised for transparent huge pages: only with `LITECNN_HUGE_PAGES=1` in the environment
+/// (`0` turns the advice off for every buffer; by default activation arenas get it and weights do not).
+///
+/// Weights are written once, at planning, and that first touch is most of the time to first inference. On a VM whose
+/// host reclaims free guest memory (virtio-balloon free page reporting), a huge page comes from the large free blocks
+/// the host has taken back, and touching it first ran at 0.5–1 GB/s on the development VM, against about 3 GB/s for
+/// 4 KiB pages, which come from small free blocks the host still backs. ResNet-18 (45 MB of packed weights) started in
+/// 105–190 ms after a few idle seconds with huge weights, 75–80 ms without; its median at one thread was 2.5–4 %
+/// lower with them, the other models' within noise. A long-running server can opt in.
+public let packedWeightsUseHugePages = ProcessInfo.processInfo.environment["LITECNN_HUGE_PAGES"] == "1"
+
 public func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
     guard buffer.count >= 2 << 20, let base = buffer.baseAddress else { return }
     _ = lcnn_advise_huge_pages(base, buffer.count)

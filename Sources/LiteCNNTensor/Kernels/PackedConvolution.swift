@@ -22,6 +22,10 @@ public final class PackedConvolution: @unchecked Sendable {
         return g.groups == 1 && !g.isPointwise && (depth <= 160 || (g.inputChannels <= 4 && depth <= 196))
     }
 
+    /// Output channels reordered at a time while packing a spatial kernel's GEMM operand (a multiple of the packed
+    /// panel width, 16): at most 64 · kh·kw·icg floats of temporary memory (1.2 MB for a 3×3 over 512 channels).
+    static let packingSlice = 64
+
     /// The geometry the weights were packed for (the batch and input size of later calls may differ).
     public let packedGeometry: ConvGeometry
     private let storage: UnsafeMutablePointer<Float>
@@ -29,7 +33,10 @@ public final class PackedConvolution: @unchecked Sendable {
     private let groupStride: Int
     private let bias: [Float]?
 
-    public init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: ConvGeometry) {
+    /// Packs `weight` for `g`. `hugePages` advises transparent huge pages for the packed storage: right for weights
+    /// packed on every call (training), where the freed pages are reused warm; an engine that packs once passes
+    /// `packedWeightsUseHugePages` (see there for why that is off by default).
+    public init(weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, geometry g: ConvGeometry, hugePages: Bool = true) {
         packedGeometry = g
         self.bias = bias.map { Array(UnsafeBufferPointer(start: $0, count: g.outputChannels)) }
         let taps = g.kernelHeight * g.kernelWidth
@@ -37,25 +44,39 @@ public final class PackedConvolution: @unchecked Sendable {
             groupStride = 0
             let cg = CGeometry(g)
             storageCount = max(1, Int(lcnn_conv2d_direct_packed_count(cg.pointer)))
-            storage = allocateCacheAligned(floats: storageCount)
+            storage = allocateCacheAligned(floats: storageCount, hugePages: hugePages)
             lcnn_conv2d_direct_pack(cg.pointer, weight, storage)
         } else if g.isDepthwise {
             groupStride = 0
             storageCount = taps * g.outputChannels
-            storage = allocateCacheAligned(floats: storageCount)
+            storage = allocateCacheAligned(floats: storageCount, hugePages: hugePages)
             for oc in 0..<g.outputChannels { for t in 0..<taps { storage[t * g.outputChannels + oc] = weight[oc * taps + t] } }
         } else {
             let (icg, ocg) = (g.inputChannelsPerGroup, g.outputChannelsPerGroup)
             let k = taps * icg
-            // 1×1 weights are already in patch order ([oc, icg]); others are reordered to (ky, kx, c) first.
-            let reordered = taps == 1 ? nil : GemmConvolution.patchOrderedWeights(weight, geometry: g)
-            defer { reordered.map(deallocateCacheAligned) }
-            let source = reordered.map { UnsafePointer($0) } ?? weight
             groupStride = Int(lcnn_packed_b_count(Int64(k), Int64(ocg)))
             storageCount = max(1, groupStride * g.groups)
-            storage = allocateCacheAligned(floats: storageCount)
-            for group in 0..<g.groups {
-                lcnn_pack_b(1, Int64(k), Int64(ocg), source + group * ocg * k, Int64(k), storage + group * groupStride)
+            storage = allocateCacheAligned(floats: storageCount, hugePages: hugePages)
+            if taps == 1 {
+                // 1×1 weights are already in patch order ([oc, icg]).
+                for group in 0..<g.groups {
+                    lcnn_pack_b(1, Int64(k), Int64(ocg), weight + group * ocg * k, Int64(k), storage + group * groupStride)
+                }
+            } else {
+                // Others are reordered to (ky, kx, c) a slice of output channels at a time: a temporary the size of the
+                // weights would be fresh memory, and on a VM first touches are most of the time to first inference.
+                let slice = min(ocg, Self.packingSlice)
+                let reordered = UnsafeMutablePointer<Float>.allocate(capacity: slice * k)
+                defer { reordered.deallocate() }
+                for group in 0..<g.groups {
+                    for o0 in stride(from: 0, to: ocg, by: slice) {
+                        let count = min(slice, ocg - o0)
+                        GemmConvolution.patchOrderWeights(weight, geometry: g, outputChannels: group * ocg + o0 ..< group * ocg + o0 + count,
+                                                          into: reordered)
+                        lcnn_pack_b_columns(1, Int64(k), Int64(ocg), Int64(o0), Int64(count), reordered, Int64(k),
+                                            storage + group * groupStride)
+                    }
+                }
             }
         }
     }
@@ -289,12 +310,19 @@ enum GemmConvolution {
     static func patchOrderedWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry) -> UnsafeMutablePointer<Float> {
         let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
         let out = allocateCacheAligned(floats: g.outputChannels * taps * icg)
-        // Per output channel, the [icg, taps] block transposed to [taps, icg].
-        for oc in 0..<g.outputChannels {
-            Kernels.transpose(src: weight + oc * icg * taps, rows: icg, cols: taps, srcRowStride: taps,
-                              dst: out + oc * taps * icg, dstRowStride: icg)
-        }
+        patchOrderWeights(weight, geometry: g, outputChannels: 0..<g.outputChannels, into: out)
         return out
+    }
+
+    /// The OIHW weights of `outputChannels` reordered to `[outputChannels.count, kh, kw, icg]` in `out`: per output
+    /// channel, the `[icg, taps]` block transposed to `[taps, icg]`.
+    static func patchOrderWeights(_ weight: UnsafePointer<Float>, geometry g: ConvGeometry, outputChannels: Range<Int>,
+                                  into out: UnsafeMutablePointer<Float>) {
+        let (icg, taps) = (g.inputChannelsPerGroup, g.kernelHeight * g.kernelWidth)
+        for (j, oc) in outputChannels.enumerated() {
+            Kernels.transpose(src: weight + oc * icg * taps, rows: icg, cols: taps, srcRowStride: taps,
+                              dst: out + j * taps * icg, dstRowStride: icg)
+        }
     }
 
     static func backwardInput(gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,

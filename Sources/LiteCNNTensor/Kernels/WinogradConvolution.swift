@@ -47,9 +47,10 @@ public final class WinogradConvolution: @unchecked Sendable {
     /// - Parameters:
     ///   - weights: OIHW `[outputChannels, inputChannels, 3, 3]`, read once.
     ///   - bias: `outputChannels` values, or nil.
+    ///   - hugePages: advise transparent huge pages for the transformed weights (as in `PackedConvolution`).
     public init(weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inputChannels: Int, outputChannels: Int,
                 padTop: Int = 1, padLeft: Int = 1, padBottom: Int = 1, padRight: Int = 1,
-                activation: FusedActivation = .none) {
+                activation: FusedActivation = .none, hugePages: Bool = true) {
         precondition(inputChannels >= 1 && outputChannels >= 1, "WinogradConvolution: channels \(inputChannels)→\(outputChannels)")
         precondition(padTop >= 0 && padLeft >= 0 && padBottom >= 0 && padRight >= 0, "WinogradConvolution: negative padding")
         self.inputChannels = inputChannels
@@ -58,7 +59,7 @@ public final class WinogradConvolution: @unchecked Sendable {
         self.activation = activation
         self.bias = bias.map { Array(UnsafeBufferPointer(start: $0, count: outputChannels)) }
         let count = Int(lcnn_winograd_packed_count(Int64(inputChannels), Int64(outputChannels)))
-        packed = allocateCacheAligned(floats: count)
+        packed = allocateCacheAligned(floats: count, hugePages: hugePages)
         lcnn_winograd_pack_weights(Int64(inputChannels), Int64(outputChannels), weights, packed)
     }
 
