@@ -231,10 +231,60 @@ LCNN_TARGET_AVX2 static void transpose_avx2(const float *src, int64_t rows, int6
 }
 #endif
 
+#if LCNN_X86
+/// 2–7 rows (an image's color planes) interleaved into contiguous `[cols][rows]` (`ldd == rows`): per 16 columns the
+/// rows' vectors are merged by a chain of two-source permutes into the `rows` output vectors. Output vector `k` holds
+/// the flat positions `16k ..< 16k + 16`, position `f` being column `f / rows`, row `f % rows`; the first permute takes
+/// rows 0 and 1, each further one keeps the lanes it has and brings in row `m`'s. The 8×8 tiles of `transpose_avx2`
+/// need 8 rows; a scalar loop spent 160 µs on MobileNet's 3 × 224² input, a fifth of its stem's time.
+LCNN_TARGET_AVX512 LCNN_INLINE void interleave_rows_tile(const int R, const float *src, int64_t cols, int64_t lds,
+                                                          float *dst) {
+    int32_t index[7][7][16];  // [output vector k][stage: 0 = rows 0 and 1, m − 1 = row m][lane]
+    for (int k = 0; k < R; k++)
+        for (int l = 0; l < 16; l++) {
+            int32_t f = 16 * k + l, column = f / R, row = f % R;
+            index[k][0][l] = row == 1 ? 16 + column : column;
+            for (int m = 2; m < R; m++) index[k][m - 1][l] = row == m ? 16 + column : l;
+        }
+    __m512i perm[7][7];
+    for (int k = 0; k < R; k++)
+        for (int m = 0; m < R - 1; m++) perm[k][m] = _mm512_loadu_si512(index[k][m]);
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        __m512 v[7];
+        for (int i = 0; i < R; i++) v[i] = _mm512_loadu_ps(src + i * lds + j);
+        float *d = dst + j * R;
+        for (int k = 0; k < R; k++) {
+            __m512 t = _mm512_permutex2var_ps(v[0], perm[k][0], v[1]);
+            for (int m = 2; m < R; m++) t = _mm512_permutex2var_ps(t, perm[k][m - 1], v[m]);
+            _mm512_storeu_ps(d + 16 * k, t);
+        }
+    }
+    for (; j < cols; j++)
+        for (int i = 0; i < R; i++) dst[j * R + i] = src[i * lds + j];
+}
+
+LCNN_TARGET_AVX512 static void interleave_rows_avx512(const float *src, int64_t rows, int64_t cols, int64_t lds,
+                                                      float *dst) {
+    switch (rows) {
+    case 2: interleave_rows_tile(2, src, cols, lds, dst); break;
+    case 3: interleave_rows_tile(3, src, cols, lds, dst); break;
+    case 4: interleave_rows_tile(4, src, cols, lds, dst); break;
+    case 5: interleave_rows_tile(5, src, cols, lds, dst); break;
+    case 6: interleave_rows_tile(6, src, cols, lds, dst); break;
+    default: interleave_rows_tile(7, src, cols, lds, dst); break;
+    }
+}
+#endif
+
 void lcnn_transpose_2d(const float *src, int64_t rows, int64_t cols, int64_t lds, float *dst, int64_t ldd) {
     if (rows <= 0 || cols <= 0) return;
 #if LCNN_X86
     if (lcnn_isa_level() >= 1 && rows >= 8 && cols >= 8) { transpose_avx2(src, rows, cols, lds, dst, ldd); return; }
+    if (lcnn_isa_level() >= 2 && rows >= 2 && ldd == rows && cols >= 16) {
+        interleave_rows_avx512(src, rows, cols, lds, dst);
+        return;
+    }
 #endif
     transpose_scalar(src, lds, dst, ldd, 0, rows, 0, cols);
 }

@@ -32,10 +32,12 @@ final class DataMovementKernelTests: XCTestCase {
         }
     }
 
-    /// Transposes of every size class: tiny (scalar only), RGB planes (3 rows), whole 8×8 tiles, tiles with ragged
-    /// edges on both sides, and padded row strides on both sides; floats outside the destination stay untouched.
+    /// Transposes of every size class: tiny (scalar only), 2–7 planes interleaved (RGB images; 16-column permute
+    /// tiles with a ragged end), whole 8×8 tiles, tiles with ragged edges on both sides, and padded row strides on
+    /// both sides; floats outside the destination stay untouched.
     func testTransposeAgainstNaive() {
-        for (rows, cols) in [(1, 1), (3, 50), (50, 3), (8, 8), (16, 64), (13, 29), (67, 9), (9, 131)] {
+        let planes = (2...7).map { ($0, 16 * $0 + 5) } + [(3, 16), (3, 15)]
+        for (rows, cols) in [(1, 1), (3, 50), (50, 3), (8, 8), (16, 64), (13, 29), (67, 9), (9, 131)] + planes {
             for (lds, ldd) in [(cols, rows), (cols + 5, rows + 3)] {
                 let src = randomFloats(rows * lds, seed: UInt64(rows * 1000 + cols))
                 var want = [Float](repeating: -7, count: cols * ldd + 4)
