@@ -43,6 +43,19 @@ final class PoolKernelTests: XCTestCase {
             // More than one 64-channel block, the second ending inside its third vector (SqueezeNet-like, ceil mode).
             (ConvGeometry(batch: 2, inputHeight: 9, inputWidth: 7, inputChannels: 100, outputChannels: 100, kernelHeight: 3,
                           kernelWidth: 3, strideH: 2, strideW: 2), true),
+            // Channels in whole vectors take the fixed-window loop for interior columns: ResNet's stem pool (padding 1),
+            // two 64-channel blocks with ceil mode, dilation, a 5×5 window wider than the border, a stride longer than
+            // the window (columns no window reads).
+            (ConvGeometry(batch: 1, inputHeight: 11, inputWidth: 13, inputChannels: 64, outputChannels: 64, kernelHeight: 3,
+                          kernelWidth: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1), false),
+            (ConvGeometry(batch: 2, inputHeight: 8, inputWidth: 15, inputChannels: 128, outputChannels: 128, kernelHeight: 3,
+                          kernelWidth: 3, strideH: 2, strideW: 2), true),
+            (ConvGeometry(batch: 2, inputHeight: 10, inputWidth: 9, inputChannels: 32, outputChannels: 32, kernelHeight: 3,
+                          kernelWidth: 3, dilationH: 2, dilationW: 2, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2), false),
+            (ConvGeometry(batch: 1, inputHeight: 9, inputWidth: 12, inputChannels: 48, outputChannels: 48, kernelHeight: 5,
+                          kernelWidth: 5, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2), false),
+            (ConvGeometry(batch: 1, inputHeight: 10, inputWidth: 11, inputChannels: 16, outputChannels: 16, kernelHeight: 2,
+                          kernelWidth: 2, strideH: 3, strideW: 3), true),
         ]
         for (index, (g, ceilMode)) in cases.enumerated() {
             let x = randomFloats(g.inputShape.reduce(1, *), seed: UInt64(700 + index), range: -5...5)
