@@ -210,11 +210,11 @@ final class CGeometry: @unchecked Sendable {
 /// depends on the allocator's history; a buffer 16 bytes off a line splits every other 32-byte load (and every
 /// 64-byte AVX-512 load) across two cache lines. Free with `deallocateCacheAligned(_:)`, never `deallocate()`.
 ///
-/// Blocks of 2 MiB and more are mapped from the system (`lcnn_aligned_alloc`): 2 MiB-aligned, advised for transparent
-/// huge pages, and unmapped when freed. Their first touch then costs one fault per 2 MiB instead of one per 4 KiB —
-/// on a VM a fault costs about a microsecond, and faults were a third of ResNet-18's time to first inference — a layer
-/// streaming weights or activations walks 512 times fewer TLB entries, and a freed plan leaves the resident set at
-/// once instead of staying in malloc's heap.
+/// Blocks of 2 MiB and more are mapped from the system (`lcnn_aligned_alloc_pages`): 2 MiB-aligned and unmapped when
+/// freed, so a freed plan leaves the resident set at once instead of staying in malloc's heap. With `hugePages` they
+/// are advised for transparent huge pages: a layer streaming weights or activations walks 512 times fewer TLB
+/// entries, and a first touch of memory freed moments ago costs one fault per 2 MiB. A first touch of memory the VM's
+/// host has taken back costs several times more than on 4 KiB pages, though (see `packedWeightsUseHugePages`).
 public func allocateCacheAligned(floats count: Int, hugePages: Bool = true) -> UnsafeMutablePointer<Float> {
     let bytes = max(1, count) * MemoryLayout<Float>.stride
     guard let raw = lcnn_aligned_alloc_pages(bytes, hugePages ? 1 : 0) else { fatalError("out of memory: \(bytes) bytes for a kernel buffer") }
