@@ -469,8 +469,8 @@ LCNN_INLINE void direct_avx512_tile(const int MRR, const int NP, const int PF, c
     const int64_t k = d->k, lda = d->lda, stride = d->stride, ldc = d->ldc, ldr = d->ldr;
     const float *pb = d->packedB;
     const int act = d->act;
-    __m512 acc[8][4];
-    const float *row[8];
+    __m512 acc[12][4];
+    const float *row[12];
 #pragma clang loop unroll(full)
     for (int i = 0; i < MRR; i++) {
         row[i] = a + (i < mr ? i : mr - 1) * lda;
@@ -588,10 +588,14 @@ static int64_t direct_avx512_row_block_cost(int64_t panels, int rows, int np) {
 /// short reductions: K ≤ 64, 5–10 % on one core of the Zen 5 VM). A 7 × 7 map (49 pixels) takes seven 7-row tiles
 /// where 6-row tiles computed 54 rows; 14 × 14 (196) takes 7 rows at K = 512 (−4 %); at batch 8 a classifier takes one
 /// 8-row tile instead of two 6-row ones; 3136 × 64 keeps 6 (7 would leave a one-panel tile in every row block). Up to
-/// 4 rows take a 4-row tile (× 64 columns).
+/// 4 rows take a 4-row tile (× 64 columns). A product of at most 16 columns (SqueezeNet's squeeze layers, 3025 × 16)
+/// takes 12 × 16 tiles: a 6-row tile over one panel keeps only six FMA chains in flight and issues 7 loads per 6 FMAs
+/// (3025×16×128: 68 → 57 µs, 12544×16×32: 85 → 75 µs; 16 rows was slower than 12, and 10 × 32 gained nothing on
+/// 32 columns).
 static int direct_avx512_rows(int64_t m, int64_t n, int64_t k) {
     if (m <= 4) return 4;
     const int64_t panels = (n + PW - 1) / PW;
+    if (panels == 1 && m >= 12) return 12;
     int best = 6;
     int64_t bestCost = 100 * ((m + 5) / 6) * direct_avx512_row_block_cost(panels, 6, 2);
     for (int r = 7; r <= 8; r++) {
@@ -633,7 +637,7 @@ static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, 
         return;
     }
     const direct_operands d = {k, lda, stride, ldc, ldr, packedB, act};
-    const int rows = direct_avx512_rows(m, n, k), np = rows == 4 ? 4 : rows == 6 ? 2 : 3;
+    const int rows = direct_avx512_rows(m, n, k), np = rows == 4 ? 4 : rows == 6 ? 2 : rows == 12 ? 1 : 3;
     int64_t blockPanels = (192 * 1024 / 4) / (k * PW);
     if (blockPanels < np) blockPanels = np;
     blockPanels -= blockPanels % np;
@@ -658,6 +662,7 @@ static void gemm_direct_avx512(int64_t m, int64_t n, int64_t k, const float *a, 
             case 4: LCNN_ROWS_BLOCK(4, 4) break;
             case 6: LCNN_ROWS_BLOCK(6, 2) break;
             case 7: LCNN_ROWS_BLOCK(7, 3) break;
+            case 12: LCNN_ROWS_BLOCK(12, 1) break;
             default: LCNN_ROWS_BLOCK(8, 3)
             }
 #undef LCNN_ROWS_BLOCK

@@ -71,7 +71,7 @@ final class ChannelSplitConvolutionTests: XCTestCase {
     /// count, and whole 7×7 and 14×14 maps (channel split on two threads, one tile of 49, 98 or 196 rows).
     func testEveryRowTileHeight() {
         for pixels in 1...24 {
-            for (index, cout) in [16, 47, 65, 100].enumerated() {
+            for (index, cout) in [16, 47, 65, 100, 9].enumerated() {
                 check(pixels: (1, 1, pixels), cin: pixels % 3 == 0 ? 300 : 19, cout: cout, threads: 1,
                       seed: UInt64(1000 + 10 * pixels + index))
             }
