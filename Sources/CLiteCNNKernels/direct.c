@@ -223,12 +223,12 @@ LCNN_INLINE void direct_tile_avx512(const int NB, int64_t rows, int64_t run, int
 /// residual and activation `act` (a constant where inlined).
 LCNN_TARGET_AVX512
 LCNN_INLINE void direct_store_tile512_act(const int NB, const int act, __m512 acc[DIRECT_TILE][2], int64_t count,
-                                          int64_t ob, int64_t OC, __mmask16 s0, __mmask16 s1, const float *bias,
-                                          const float *residual, float *out) {
+                                          int64_t ob, int64_t OC, int64_t ldo, __mmask16 s0, __mmask16 s1,
+                                          const float *bias, const float *residual, float *out) {
     const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(s0, bias + ob) : _mm512_setzero_ps();
     const __m512 bias1 = bias && NB > 1 ? _mm512_maskz_loadu_ps(s1, bias + ob + 16) : _mm512_setzero_ps();
     for (int64_t i = 0; i < count; i++) {
-        float *o = out + i * OC + ob;
+        float *o = out + i * ldo + ob;
         const float *r = residual ? residual + i * OC + ob : NULL;
         __m512 x = _mm512_add_ps(acc[i][0], bias0);
         if (r) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(s0, r));
@@ -242,14 +242,17 @@ LCNN_INLINE void direct_store_tile512_act(const int NB, const int act, __m512 ac
 }
 
 LCNN_TARGET_AVX512
+/// `direct_store_tile512_act` with `act` made a constant for the common activations. Output pixel `i` of the tile is
+/// at `out + i·ldo`, its residual at `residual + i·OC`.
+LCNN_TARGET_AVX512
 LCNN_INLINE void direct_store_tile512(const int NB, int act, __m512 acc[DIRECT_TILE][2], int64_t count, int64_t ob,
-                                      int64_t OC, __mmask16 s0, __mmask16 s1, const float *bias, const float *residual,
-                                      float *out) {
+                                      int64_t OC, int64_t ldo, __mmask16 s0, __mmask16 s1, const float *bias,
+                                      const float *residual, float *out) {
     switch (act) {
-    case LCNN_ACT_NONE: direct_store_tile512_act(NB, LCNN_ACT_NONE, acc, count, ob, OC, s0, s1, bias, residual, out); return;
-    case LCNN_ACT_RELU: direct_store_tile512_act(NB, LCNN_ACT_RELU, acc, count, ob, OC, s0, s1, bias, residual, out); return;
-    case LCNN_ACT_RELU6: direct_store_tile512_act(NB, LCNN_ACT_RELU6, acc, count, ob, OC, s0, s1, bias, residual, out); return;
-    default: direct_store_tile512_act(NB, act, acc, count, ob, OC, s0, s1, bias, residual, out); return;
+    case LCNN_ACT_NONE: direct_store_tile512_act(NB, LCNN_ACT_NONE, acc, count, ob, OC, ldo, s0, s1, bias, residual, out); return;
+    case LCNN_ACT_RELU: direct_store_tile512_act(NB, LCNN_ACT_RELU, acc, count, ob, OC, ldo, s0, s1, bias, residual, out); return;
+    case LCNN_ACT_RELU6: direct_store_tile512_act(NB, LCNN_ACT_RELU6, acc, count, ob, OC, ldo, s0, s1, bias, residual, out); return;
+    default: direct_store_tile512_act(NB, act, acc, count, ob, OC, ldo, s0, s1, bias, residual, out); return;
     }
 }
 
@@ -276,8 +279,8 @@ static void direct_rows_avx512_gathered(const lcnn_conv_geom *g, const float *in
                 else direct_tile_avx512(1, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
                 int64_t pixel = row * g->ow + ox;
                 const float *res = residual ? residual + pixel * OC : NULL;
-                if (NB == 2) direct_store_tile512(2, act, acc, count, ob, OC, s0, s1, bias, res, output + pixel * OC);
-                else direct_store_tile512(1, act, acc, count, ob, OC, s0, s1, bias, res, output + pixel * OC);
+                if (NB == 2) direct_store_tile512(2, act, acc, count, ob, OC, OC, s0, s1, bias, res, output + pixel * OC);
+                else direct_store_tile512(1, act, acc, count, ob, OC, OC, s0, s1, bias, res, output + pixel * OC);
             }
         }
     }
@@ -296,7 +299,7 @@ enum { DIRECT_SLAB_FLOATS = 65536 };
 /// MobileNet's stem (3 → 32, 224×224, stride 2) 118 → 96 µs, against per-row tiles with gathered border patches.
 LCNN_TARGET_AVX512
 static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
-                               const float *residual, int act, float *output, int64_t row0, int64_t row1) {
+                               const float *residual, int act, float *output, int64_t ldo, int64_t row0, int64_t row1) {
     const int64_t C = g->ic, ocp = direct_round8(g->oc), OC = g->oc, ow = g->ow, oh = g->oh;
     // Slab column j holds input column j − pl; it spans every column a window of the output row touches.
     const int64_t spanW = (ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
@@ -347,8 +350,8 @@ static void direct_rows_avx512(const lcnn_conv_geom *g, const float *input, cons
                 else direct_tile_avx512(1, rows, run, stride, ocp, packed + ob, x, m0, m1, acc);
                 const int64_t pixel = first + p;
                 const float *res = residual ? residual + pixel * OC : NULL;
-                if (NB == 2) direct_store_tile512(2, act, acc, count, ob, OC, s0, s1, bias, res, output + pixel * OC);
-                else direct_store_tile512(1, act, acc, count, ob, OC, s0, s1, bias, res, output + pixel * OC);
+                if (NB == 2) direct_store_tile512(2, act, acc, count, ob, OC, ldo, s0, s1, bias, res, output + pixel * ldo);
+                else direct_store_tile512(1, act, acc, count, ob, OC, ldo, s0, s1, bias, res, output + pixel * ldo);
             }
         }
         row += oy1 - oy0;
@@ -362,11 +365,30 @@ void lcnn_conv2d_direct_rows(const lcnn_conv_geom *g, const float *input, const 
     float *patch = lcnn_scratch(LCNN_SCRATCH_COLS, 6 * K + 16);
 #if LCNN_X86
     if (lcnn_isa_level() >= 2) {
-        if (g->dw == 1) direct_rows_avx512(g, input, packed, bias, residual, act, output, row0, row1);
+        if (g->dw == 1) direct_rows_avx512(g, input, packed, bias, residual, act, output, g->oc, row0, row1);
         else direct_rows_avx512_gathered(g, input, packed, bias, residual, act, output, row0, row1, patch);
         return;
     }
     if (lcnn_isa_level() >= 1) { direct_rows_avx2(g, input, packed, bias, residual, act, output, row0, row1, patch); return; }
 #endif
     direct_rows_portable(g, input, packed, bias, residual, act, output, row0, row1, patch);
+}
+
+void lcnn_conv2d_direct_rows_strided(const lcnn_conv_geom *g, const float *input, const float *packed,
+                                     const float *bias, const float *residual, int act, float *output, int64_t ldo,
+                                     int64_t row0, int64_t row1) {
+#if LCNN_X86
+    if (lcnn_isa_level() >= 2 && g->dw == 1) {
+        direct_rows_avx512(g, input, packed, bias, residual, act, output, ldo, row0, row1);
+        return;
+    }
+#endif
+    // The other kernels write contiguous rows: one output row at a time through a buffer, then copied out.
+    const int64_t ow = g->ow, OC = g->oc;
+    float *buffer = lcnn_scratch(LCNN_SCRATCH_ROW, ow * OC);
+    for (int64_t row = row0; row < row1; row++) {
+        // Rows are addressed from the tensor's start: shift the buffer so that row `row` lands at its start.
+        lcnn_conv2d_direct_rows(g, input, packed, bias, residual, act, buffer - row * ow * OC, row, row + 1);
+        for (int64_t p = 0; p < ow; p++) memcpy(output + (row * ow + p) * ldo, buffer + p * OC, (size_t)OC * sizeof(float));
+    }
 }

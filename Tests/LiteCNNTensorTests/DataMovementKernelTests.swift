@@ -55,8 +55,13 @@ final class DataMovementKernelTests: XCTestCase {
     }
 
     func testStridedConvolutionOutputMatchesContiguous() {
-        // GEMM 1×1, GEMM 3×3 with padding, grouped, and the direct kernel (a 3-channel stem), with and without residual.
+        // GEMM 1×1, GEMM 3×3 with padding, grouped, and the direct kernel (SqueezeNet's expand with two 32-channel
+        // blocks, dilated columns through the row buffer, a 3-channel stem — last), with and without residual.
         let geometries = [
+            ConvGeometry(batch: 2, inputHeight: 5, inputWidth: 6, inputChannels: 16, outputChannels: 40, kernelHeight: 3, kernelWidth: 3,
+                         padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
+            ConvGeometry(batch: 1, inputHeight: 6, inputWidth: 9, inputChannels: 4, outputChannels: 10, kernelHeight: 3, kernelWidth: 3,
+                         dilationW: 2, padTop: 1, padLeft: 2, padBottom: 1, padRight: 2),
             ConvGeometry(batch: 2, inputHeight: 5, inputWidth: 7, inputChannels: 37, outputChannels: 13, kernelHeight: 1, kernelWidth: 1),
             ConvGeometry(batch: 1, inputHeight: 6, inputWidth: 5, inputChannels: 9, outputChannels: 11, kernelHeight: 3, kernelWidth: 3,
                          padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),

@@ -200,6 +200,13 @@ void lcnn_conv2d_direct_pack(const lcnn_conv_geom *g, const float *weight, float
 void lcnn_conv2d_direct_rows(const lcnn_conv_geom *g, const float *input, const float *packed, const float *bias,
                              const float *residual, int act, float *output, int64_t row0, int64_t row1);
 
+/// `lcnn_conv2d_direct_rows` writing output pixel `p` (numbered from the tensor's start) at `output + p·ldo`
+/// (`ldo ≥ oc`): a channel slice of a wider NHWC tensor, such as a Concat's output. The other floats of each pixel are
+/// untouched; `residual` stays contiguous (`oc` floats per pixel).
+void lcnn_conv2d_direct_rows_strided(const lcnn_conv_geom *g, const float *input, const float *packed,
+                                     const float *bias, const float *residual, int act, float *output, int64_t ldo,
+                                     int64_t row0, int64_t row1);
+
 // MARK: - Elementwise
 
 /// `dst[i] = act(src[i])` for `i < count` with an `LCNN_ACT_*` activation (`dst` may be `src`).

@@ -120,8 +120,8 @@ public final class PackedConvolution: @unchecked Sendable {
     }
 
     /// Whether `forward(input:output:outputRowStride:…)` runs `g` without a full-size temporary: dense and grouped
-    /// convolutions on the GEMM path write their tiles straight to the strided rows, those on the direct kernel
-    /// through a row tile that is still in cache. Depthwise convolutions are not supported.
+    /// convolutions write their tiles straight to the strided rows (the direct kernel below AVX-512, and with dilated
+    /// columns, through a one-row buffer that is still in cache). Depthwise convolutions are not supported.
     public static func supportsOutputRowStride(_ g: ConvGeometry) -> Bool { !g.isDepthwise }
 
     /// `activation(conv(input) + bias + residual)` written to NHWC rows of `outputRowStride ≥ outputChannels` floats:
@@ -151,25 +151,11 @@ public final class PackedConvolution: @unchecked Sendable {
         let cg = CGeometry(g)
         let act = activation.rawValue
         let pool = WorkerPool.shared
-        let oc = g.outputChannels, ow = g.outputWidth
         if Self.usesDirectKernel(g) {
-            // The direct kernel writes contiguous rows: compute a few output rows into a small buffer, copy them out.
-            let rows = g.batch * g.outputHeight
-            let chunk = max(1, min(rows, 8192 / max(1, ow * oc)))
-            pool.parallelRanges(rows, minimumChunk: max(chunk, 1024 / max(1, ow))) { r in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * ow * oc)
-                defer { scratch.deallocate() }
-                var row = r.lowerBound
-                while row < r.upperBound {
-                    let end = min(r.upperBound, row + chunk)
-                    // Rows are addressed from the tensor's start: shift the scratch so row `row` lands at its start.
-                    lcnn_conv2d_direct_rows(cg.pointer, input, storage, bias, residual, act, scratch - row * ow * oc,
-                                            Int64(row), Int64(end))
-                    for p in 0..<((end - row) * ow) {
-                        (output + (row * ow + p) * ldo).update(from: scratch + p * oc, count: oc)
-                    }
-                    row = end
-                }
+            // The same row split as the contiguous case (`run`).
+            pool.parallelRanges(g.batch * g.outputHeight, minimumChunk: max(1, 1024 / max(1, g.outputWidth))) { r in
+                lcnn_conv2d_direct_rows_strided(cg.pointer, input, storage, bias, residual, act, output, Int64(ldo),
+                                                Int64(r.lowerBound), Int64(r.upperBound))
             }
             return
         }
