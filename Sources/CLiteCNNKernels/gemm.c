@@ -25,6 +25,8 @@ enum { MR = 6, PW = 16, KC = LCNN_GEMM_KC, MC = 144, NC = 1024 };
 static _Thread_local float *scratch_pointer[LCNN_SCRATCH_COUNT];
 static _Thread_local int64_t scratch_capacity[LCNN_SCRATCH_COUNT];
 
+float *lcnn_band_scratch(int64_t count) { return lcnn_scratch(LCNN_SCRATCH_BAND, count); }
+
 float *lcnn_scratch(int slot, int64_t count) {
     if (scratch_capacity[slot] < count) {
         free(scratch_pointer[slot]);

@@ -151,6 +151,7 @@ void lcnn_gemm_core(int transA, int64_t m, int64_t n, int64_t k, float alpha, co
                     float beta, float *c, int64_t ldc, const float *bias, int act);
 
 enum { LCNN_SCRATCH_A = 0, LCNN_SCRATCH_B = 1, LCNN_SCRATCH_COLS = 2, LCNN_SCRATCH_WINO_V = 3, LCNN_SCRATCH_WINO_M = 4,
-       LCNN_SCRATCH_SLAB = 5, LCNN_SCRATCH_POOL = 6, LCNN_SCRATCH_ROW = 7, LCNN_SCRATCH_COUNT = 8 };
+       LCNN_SCRATCH_SLAB = 5, LCNN_SCRATCH_POOL = 6, LCNN_SCRATCH_ROW = 7, LCNN_SCRATCH_BAND = 8,
+       LCNN_SCRATCH_COUNT = 9 };
 
 #endif

@@ -279,12 +279,22 @@ final class PlanBuilder {
         plan.input = inputAct
         let batch = inputShape.first ?? 0
         var perImage = inputShape.count >= 1 && batch >= 2
-        for cn in graph.nodes {
+        var index = 0
+        while index < graph.nodes.count {
+            let cn = graph.nodes[index]
             node = cn.node
             branch = alternativeTag(cn.node)
-            try planNode(cn)
-            noteBroadcast(cn.node)
-            if perImage && !treatsImagesIndependently(cn.node, batch: batch) { perImage = false }
+            var planned = [cn.node]
+            if try planPointwiseDepthwise(at: index) {
+                planned.append(graph.nodes[index + 1].node)
+            } else {
+                try planNode(cn)
+            }
+            for n in planned {
+                noteBroadcast(n)
+                if perImage && !treatsImagesIndependently(n, batch: batch) { perImage = false }
+            }
+            index += planned.count
         }
         plan.batchSplittable = perImage
         node = nil

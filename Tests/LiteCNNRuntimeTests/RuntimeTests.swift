@@ -278,6 +278,33 @@ final class RuntimeTests: XCTestCase {
         try check(m2.graph(input: [.fixed(1), .fixed(3), .fixed(4), .fixed(5)], output: sq), [1, 3, 4, 5])
     }
 
+    /// MobileNet's `1×1 → depthwise` pairs with a large intermediate map run as one banded step (one and two
+    /// threads, stride 2 then 5×5 stride 1, batch 2); a pair whose pointwise output has a second reader, and one
+    /// whose map is too small, run apart. Both agree with the reference.
+    func testPointwiseDepthwisePairsFuseWhenLarge() throws {
+        let m = GraphMaker(seed: 45)
+        let expand = m.op1("Clip", [m.batchNorm(m.conv("input", 8, 32, k: [1, 1]), 32), m.name("zero"), m.name("six")])
+        m.initializers[m.nodes.last!.inputs[1]] = .float(Tensor(0))
+        m.initializers[m.nodes.last!.inputs[2]] = .float(Tensor(6))
+        let down = m.op1("Relu", [m.conv(expand, 32, 32, group: 32, ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])])
+        let wide = m.op1("Relu", [m.conv(down, 32, 64, k: [1, 1])])
+        let five = m.conv(wide, 64, 64, k: [5, 5], group: 64, ["pads": .ints([2, 2, 2, 2])])
+        let shared = m.conv(five, 64, 16, k: [1, 1])                       // also read by the Add: not fused
+        let depthwise = m.conv(shared, 16, 16, group: 16, ["pads": .ints([1, 1, 1, 1])])
+        let out = m.op1("Add", [depthwise, shared])
+        let graph = m.graph(input: [.symbolic("N"), .fixed(8), .symbolic("H"), .symbolic("W")], output: out)
+        for threads in [1, 2] {
+            let engine = try InferenceEngine(graph: graph, options: .init(threads: threads))
+            try check(graph, [2, 8, 128, 128], engine: engine)
+            let fused = try engine.profile(randomInput([2, 8, 128, 128]), runs: 1).filter { $0.op.contains("fused") }.map(\.op)
+            // 128²×32 floats (2 MB per image) fuse on either thread count; 64²×64 (1 MB) on one thread only.
+            XCTAssertEqual(fused, threads == 1 ? ["Conv 1×1/1 dense + 3×3/2 depthwise, fused", "Conv 1×1/1 dense + 5×5/1 depthwise, fused"]
+                                               : ["Conv 1×1/1 dense + 3×3/2 depthwise, fused"], "\(threads) threads")
+            try check(graph, [1, 8, 20, 24], engine: engine)              // small: nothing fuses
+            XCTAssertTrue(try engine.profile(randomInput([1, 8, 20, 24]), runs: 1).allSatisfy { !$0.op.contains("fused") })
+        }
+    }
+
     func testMemoryPlanReusesBuffers() throws {
         let m = GraphMaker(seed: 50)
         var y = "input"

@@ -49,6 +49,10 @@ void *lcnn_aligned_alloc_pages(size_t bytes, int hugePages);
 /// Frees a block of `lcnn_aligned_alloc` (NULL is ignored).
 void lcnn_aligned_free(void *pointer);
 
+/// The calling thread's buffer for the intermediate rows of a band of fused layers: at least `count` floats, kept and
+/// reused by the thread's later calls (it grows when asked for more), used by no kernel.
+float *lcnn_band_scratch(int64_t count);
+
 /// Asks the kernel to back `[pointer, pointer + bytes)` with transparent huge pages (Linux `madvise(MADV_HUGEPAGE)`;
 /// a no-op elsewhere). Returns 0 when the advice was taken. Only whole 2 MiB pages inside the range are affected.
 int lcnn_advise_huge_pages(void *pointer, size_t bytes);

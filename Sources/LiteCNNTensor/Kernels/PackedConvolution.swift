@@ -110,6 +110,39 @@ public final class PackedConvolution: @unchecked Sendable {
         }
     }
 
+    /// Pixels `first ..< first + count` of a pointwise convolution on the calling thread: `input` points at pixel
+    /// `first`'s channels (`inputChannels` floats per pixel), `output` at where its `outputChannels` go (pixels
+    /// contiguous). For work that is already split over the threads, such as one band of a fused pair of layers.
+    public func forwardPointwisePixels(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int,
+                                       geometry g: ConvGeometry, activation: FusedActivation) {
+        checkGeometry(g)
+        precondition(g.isPointwise && g.groups == 1, "forwardPointwisePixels: \(g) is not a pointwise convolution")
+        guard count > 0 else { return }
+        let cg = CGeometry(g)
+        func run(_ b: UnsafePointer<Float>?) {
+            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), b, nil, activation.rawValue, output,
+                                        Int64(g.outputChannels), 0, Int64(count))
+        }
+        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+    }
+
+    /// Output rows `rows` (numbered `n·outputHeight + oy`) of a depthwise convolution with one output channel per
+    /// input channel, on the calling thread. Row `iy` of image `n` is read at `input + (n·inputHeight + iy)·rowFloats`
+    /// (`rowFloats = inputWidth · channels`), but only the rows the windows of `rows` cover are read, so `input` may be
+    /// placed such that just those rows lie in a buffer. Output rows go to `output` as in `forward`.
+    public func forwardDepthwiseRows(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Range<Int>,
+                                     geometry g: ConvGeometry, activation: FusedActivation) {
+        checkGeometry(g)
+        precondition(g.isDepthwise && g.outputChannels == g.inputChannels, "forwardDepthwiseRows: \(g)")
+        guard !rows.isEmpty else { return }
+        let cg = CGeometry(g)
+        func run(_ b: UnsafePointer<Float>?) {
+            lcnn_depthwise_forward_rows(cg.pointer, input, storage, b, activation.rawValue, output, Int64(rows.lowerBound),
+                                        Int64(rows.upperBound))
+        }
+        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+    }
+
     /// Traps unless `g` is the packed geometry up to batch and spatial size (a programming error, not bad input).
     private func checkGeometry(_ g: ConvGeometry) {
         var same = g
