@@ -80,5 +80,9 @@ final class ChannelSplitConvolutionTests: XCTestCase {
         check(pixels: (2, 7, 7), cin: 21, cout: 113, threads: 2, seed: 80)
         check(pixels: (1, 14, 14), cin: 11, cout: 209, threads: 2, seed: 90)
         check(pixels: (1, 14, 14), cin: 260, cout: 230, threads: 2, seed: 95)
+        // 7-row tiles that end in one 8-row tile instead of a lone row: 13 × 13 = 7·23 + 8, 2 × 5 × 5 = 7·6 + 8 (as
+        // many output channels as pixels or more, so that one tile takes every row).
+        check(pixels: (1, 13, 13), cin: 300, cout: 200, threads: 1, seed: 97)
+        check(pixels: (2, 5, 5), cin: 300, cout: 100, threads: 1, seed: 98)
     }
 }
