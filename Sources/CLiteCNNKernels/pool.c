@@ -143,6 +143,29 @@ LCNN_TARGET_AVX2 static void maxpool_blocked_avx2(const lcnn_conv_geom *g, const
     }
 }
 
+/// `dst[0 ..< count] = max over t < n of srcs[t][0 ..< count]`, 64 floats at a time in four accumulators, then 16 at a
+/// time (the last masked). `n ≥ 1`.
+LCNN_TARGET_AVX512 LCNN_INLINE void max_of_vectors_avx512(const float *const *srcs, int n, int64_t count, float *dst) {
+    int64_t c = 0;
+    for (; c + 64 <= count; c += 64) {
+        __m512 m[4];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < 4; v++) m[v] = _mm512_loadu_ps(srcs[0] + c + 16 * v);
+        for (int t = 1; t < n; t++) {
+#pragma clang loop unroll(full)
+            for (int v = 0; v < 4; v++) m[v] = _mm512_max_ps(m[v], _mm512_loadu_ps(srcs[t] + c + 16 * v));
+        }
+#pragma clang loop unroll(full)
+        for (int v = 0; v < 4; v++) _mm512_storeu_ps(dst + c + 16 * v, m[v]);
+    }
+    for (; c < count; c += 16) {
+        const __mmask16 k = lcnn_avx512_lanes(count - c);
+        __m512 m = _mm512_maskz_loadu_ps(k, srcs[0] + c);
+        for (int t = 1; t < n; t++) m = _mm512_max_ps(m, _mm512_maskz_loadu_ps(k, srcs[t] + c));
+        _mm512_mask_storeu_ps(dst + c, k, m);
+    }
+}
+
 /// `maxpool_blocked_avx2` with zmm registers: 64 channels at a time in four accumulators, then 16 at a time (the last
 /// masked), with the next output row's input rows prefetched.
 LCNN_TARGET_AVX512 static void maxpool_blocked_avx512(const lcnn_conv_geom *g, const float *input, float *output,
@@ -174,24 +197,8 @@ LCNN_TARGET_AVX512 static void maxpool_blocked_avx512(const lcnn_conv_geom *g, c
                 const int64_t bytes = (to - from) * C * (int64_t)sizeof(float);
                 for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
             }
-            int64_t c = 0;
-            for (; c + 64 <= C; c += 64) {
-                __m512 m[4];
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 4; v++) m[v] = _mm512_loadu_ps(taps[0] + c + 16 * v);
-                for (int t = 1; t < nt; t++) {
-#pragma clang loop unroll(full)
-                    for (int v = 0; v < 4; v++) m[v] = _mm512_max_ps(m[v], _mm512_loadu_ps(taps[t] + c + 16 * v));
-                }
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 4; v++) _mm512_storeu_ps(o + c + 16 * v, m[v]);
-            }
-            for (; c < C; c += 16) {
-                const __mmask16 k = lcnn_avx512_lanes(C - c);
-                __m512 m = _mm512_set1_ps(-INFINITY);
-                for (int t = 0; t < nt; t++) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, k, taps[t] + c));
-                _mm512_mask_storeu_ps(o + c, k, m);
-            }
+            if (nt > 0) max_of_vectors_avx512(taps, nt, C, o);
+            else for (int64_t c = 0; c < C; c++) o[c] = -INFINITY;
         }
     }
 }
@@ -222,24 +229,7 @@ LCNN_TARGET_AVX512 static void maxpool_separable_avx512(const lcnn_conv_geom *g,
         }
         const float *source = rows[0];
         if (nr > 1) {
-            int64_t i = 0;
-            for (; i + 64 <= rowFloats; i += 64) {
-                __m512 m[4];
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 4; v++) m[v] = _mm512_loadu_ps(rows[0] + i + 16 * v);
-                for (int t = 1; t < nr; t++) {
-#pragma clang loop unroll(full)
-                    for (int v = 0; v < 4; v++) m[v] = _mm512_max_ps(m[v], _mm512_loadu_ps(rows[t] + i + 16 * v));
-                }
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 4; v++) _mm512_storeu_ps(rowMax + i + 16 * v, m[v]);
-            }
-            for (; i < rowFloats; i += 16) {
-                const __mmask16 k = lcnn_avx512_lanes(rowFloats - i);
-                __m512 m = _mm512_maskz_loadu_ps(k, rows[0] + i);
-                for (int t = 1; t < nr; t++) m = _mm512_max_ps(m, _mm512_maskz_loadu_ps(k, rows[t] + i));
-                _mm512_mask_storeu_ps(rowMax + i, k, m);
-            }
+            max_of_vectors_avx512(rows, nr, rowFloats, rowMax);
             source = rowMax;
         }
         // Columns whose windows lie inside the row take the fixed-size loop; the others clip their windows.
@@ -277,28 +267,8 @@ LCNN_TARGET_AVX512 static void maxpool_separable_avx512(const lcnn_conv_geom *g,
                 const int64_t ix = ox * g->sw - g->pl + kx * g->dw;
                 if (ix >= 0 && ix < g->iw) taps[nt++] = source + ix * C;
             }
-            if (nt == 0) {
-                for (int64_t c = 0; c < C; c++) o[c] = -INFINITY;
-                continue;
-            }
-            int64_t c = 0;
-            for (; c + 64 <= C; c += 64) {
-                __m512 m[4];
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 4; v++) m[v] = _mm512_loadu_ps(taps[0] + c + 16 * v);
-                for (int t = 1; t < nt; t++) {
-#pragma clang loop unroll(full)
-                    for (int v = 0; v < 4; v++) m[v] = _mm512_max_ps(m[v], _mm512_loadu_ps(taps[t] + c + 16 * v));
-                }
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 4; v++) _mm512_storeu_ps(o + c + 16 * v, m[v]);
-            }
-            for (; c < C; c += 16) {
-                const __mmask16 k = lcnn_avx512_lanes(C - c);
-                __m512 m = _mm512_maskz_loadu_ps(k, taps[0] + c);
-                for (int t = 1; t < nt; t++) m = _mm512_max_ps(m, _mm512_maskz_loadu_ps(k, taps[t] + c));
-                _mm512_mask_storeu_ps(o + c, k, m);
-            }
+            if (nt > 0) max_of_vectors_avx512(taps, nt, C, o);
+            else for (int64_t c = 0; c < C; c++) o[c] = -INFINITY;
         }
     }
 }
