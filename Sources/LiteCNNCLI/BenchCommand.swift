@@ -25,6 +25,11 @@ struct BenchCommand: ParsableCommand {
         batch × 1000 / median. peak_activation_bytes is the engine's planned activation memory; peak_rss_bytes is \
         the process's peak resident memory (VmHWM on Linux, ru_maxrss elsewhere), weights and code included.
 
+        Environment: LITECNN_THREADS (threads when --threads is not given), LITECNN_PIN_THREADS=0 (do not bind \
+        threads to processors), LITECNN_HUGE_PAGES=1 (packed weights on transparent huge pages too: a few percent \
+        faster on large weights in a long-running process, a slower first inference on a VM that returns free \
+        memory to its host) or =0 (no huge pages at all). docs/RUNTIME.md explains each.
+
         Examples:
           litecnn bench mobilenet_v3_small
           litecnn bench ~/.cache/litecnn-bench/onnx/mobilenet_v2.onnx --threads 1 --batch 8 --runs 50
