@@ -1,4 +1,3 @@
-import Foundation
 import LiteCNNGraph
 import LiteCNNTensor
 
@@ -12,16 +11,14 @@ extension PlanBuilder {
             return false
         }
         let first = graph.nodes[index].node, second = graph.nodes[index + 1].node
+        // The second reads only the first's output, which nothing else reads; both carry everything in their epilogues.
         guard alternativeTag(first) == nil, alternativeTag(second) == nil, !p.hasResidual, !q.hasResidual,
               p.post == nil, q.post == nil, let middle = first.outputs.first, second.inputs.first == middle,
-              graph.consumers[middle] == 1, channelViews[first.inputs[0]] == nil,
-              p.kernelH == 1, p.kernelW == 1, p.groups == 1, p.strides == [1, 1], p.autoPad == "NOTSET" || p.autoPad == "VALID",
-              p.autoPad == "VALID" || p.pads.allSatisfy({ $0 == 0 }),
-              q.groups == p.outputChannels, q.outputChannels == q.groups, q.inputChannelsPerGroup == 1,
-              case let .activation(source)? = values[first.inputs[0]], source.shape.count == 4,
-              source.shape[1] == p.inputChannelsPerGroup else { return false }
+              graph.consumers[middle] == 1, case let .activation(source)? = values[first.inputs[0]],
+              source.shape.count == 4, source.shape[1] == p.inputChannelsPerGroup * p.groups else { return false }
         let (n, h, w) = (source.shape[0], source.shape[2], source.shape[3])
         let gp = p.geometry(batch: n, h: h, w: w), gd = q.geometry(batch: n, h: h, w: w)
+        // The shapes (pads resolved): a 1×1, stride 1, unpadded, one group, feeding one channel per channel.
         guard PointwiseDepthwiseConvolution.supports(pointwise: gp, depthwise: gd), gd.outputHeight > 0,
               gd.outputWidth > 0,
               h * w * p.outputChannels * MemoryLayout<Float>.stride / WorkerPool.shared.threadCount
@@ -45,7 +42,5 @@ extension PlanBuilder {
     /// The smallest share of one image's pointwise output per thread, in bytes, that `planPointwiseDepthwise` fuses.
     /// Below it the two layers run apart: each thread's part of the map stays in its 1 MB L2 between them, and bands
     /// only add their seams (MobileNet V1's 28×28×256 layers at two threads: 165 → 173 and 232 → 247 µs fused).
-    static var minimumFusedIntermediateBytes: Int {
-        ProcessInfo.processInfo.environment["LCNN_FUSE_MIN"].flatMap(Int.init) ?? (1 << 20)
-    }
+    static let minimumFusedIntermediateBytes = 1 << 20
 }
