@@ -241,9 +241,9 @@ LCNN_INLINE void direct_store_tile512_act(const int NB, const int act, __m512 ac
     }
 }
 
-LCNN_TARGET_AVX512
 /// `direct_store_tile512_act` with `act` made a constant for the common activations. Output pixel `i` of the tile is
 /// at `out + i·ldo`, its residual at `residual + i·OC`.
+LCNN_TARGET_AVX512
 LCNN_TARGET_AVX512
 LCNN_INLINE void direct_store_tile512(const int NB, int act, __m512 acc[DIRECT_TILE][2], int64_t count, int64_t ob,
                                       int64_t OC, int64_t ldo, __mmask16 s0, __mmask16 s1, const float *bias,

@@ -450,12 +450,6 @@ static void gemm_direct_avx2(int64_t m, int64_t n, int64_t k, const float *a, in
 #endif
 
 #if LCNN_X86
-/// The AVX-512 direct tile: `MRR` rows (4, 6, 7 or 8) × `NP` packed panels of 16 columns (1 to 4; `MRR·NP ≤ 24`
-/// accumulators) of C = act(A·B + bias + residual), A read in place over the whole depth as in `direct_avx2_6x16`
-/// (B's KC blocks walked inside, C written once). Columns past `nr` hit the panels' zero padding and are masked at
-/// the store; rows past `mr` repeat the last row and are not stored. The epilogue adds bias and residual to the
-/// accumulators, then applies the activation with one switch for the whole tile (a switch per stored vector cost
-/// a quarter of the time of a K = 16 product). With `PF > 0` every k-step prefetches each panel `PF` k-steps ahead.
 /// The operands a direct AVX-512 product shares between its tiles: depth, B packed (`lcnn_pack_b` layout, panel
 /// stride `stride`), the row strides of A, C and the residual, and the activation.
 typedef struct {
@@ -464,6 +458,12 @@ typedef struct {
     int act;
 } direct_operands;
 
+/// The AVX-512 direct tile: `MRR` rows (4, 6, 7, 8 or 12) × `NP` packed panels of 16 columns (1 to 4; `MRR·NP ≤ 24`
+/// accumulators) of C = act(A·B + bias + residual), A read in place over the whole depth as in `direct_avx2_6x16`
+/// (B's KC blocks walked inside, C written once). Columns past `nr` hit the panels' zero padding and are masked at
+/// the store; rows past `mr` repeat the last row and are not stored. The epilogue adds bias and residual to the
+/// accumulators, then applies the activation with one switch for the whole tile (a switch per stored vector cost
+/// a quarter of the time of a K = 16 product). With `PF > 0` every k-step prefetches each panel `PF` k-steps ahead.
 LCNN_TARGET_AVX512
 LCNN_INLINE void direct_avx512_tile(const int MRR, const int NP, const int PF, const direct_operands *d, const float *a,
                                     int64_t mr, int64_t panel, float *c, int64_t nr, const float *bias,

@@ -166,49 +166,11 @@ LCNN_TARGET_AVX512 LCNN_INLINE void max_of_vectors_avx512(const float *const *sr
     }
 }
 
-/// `maxpool_blocked_avx2` with zmm registers: 64 channels at a time in four accumulators, then 16 at a time (the last
-/// masked), with the next output row's input rows prefetched.
-LCNN_TARGET_AVX512 static void maxpool_blocked_avx512(const lcnn_conv_geom *g, const float *input, float *output,
-                                                      int64_t row0, int64_t row1) {
-    enum { MAX_TAPS = 64 };
-    const int64_t C = g->ic;
-    if (g->kh * g->kw > MAX_TAPS) { maxpool_avx512(g, input, output, row0, row1); return; }
-    const float *taps[MAX_TAPS];
-    const int64_t rowFloats = g->iw * C;
-    for (int64_t row = row0; row < row1; row++) {
-        int64_t n = row / g->oh, oy = row % g->oh;
-        // The input rows the next output row reads beyond this row's windows, prefetched column by column as this
-        // row advances: the hardware prefetcher does not keep up with three interleaved row streams (SqueezeNet's
-        // first pool, 3.2 MB of input out of L2, ran at 5–12 GB/s).
-        int64_t next0 = oy * g->sh - g->pt + (g->kh - 1) * g->dh + 1;
-        int64_t next1 = (oy + 1) * g->sh - g->pt + (g->kh - 1) * g->dh;
-        if (next0 < (oy + 1) * g->sh - g->pt) next0 = (oy + 1) * g->sh - g->pt;
-        if (next0 < 0) next0 = 0;
-        if (next1 >= g->ih) next1 = g->ih - 1;
-        if (oy + 1 >= g->oh) next1 = next0 - 1;
-        const float *nextRows = input + (n * g->ih + next0) * rowFloats;
-        for (int64_t ox = 0; ox < g->ow; ox++) {
-            float *o = output + (row * g->ow + ox) * C;
-            const int nt = pool_window_taps(g, input, n, oy, ox, taps);
-            int64_t from = ox * g->sw - g->pl, to = ox + 1 == g->ow ? g->iw : from + g->sw;
-            if (from < 0) from = 0;
-            for (int64_t r = 0; r <= next1 - next0; r++) {
-                const char *p = (const char *)(nextRows + r * rowFloats + from * C);
-                const int64_t bytes = (to - from) * C * (int64_t)sizeof(float);
-                for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
-            }
-            if (nt > 0) max_of_vectors_avx512(taps, nt, C, o);
-            else for (int64_t c = 0; c < C; c++) o[c] = -INFINITY;
-        }
-    }
-}
-#endif
-
-/// Max pooling in two passes per output row, for windows that cover every input column (kw·dw ≥ sw): the maximum
-/// over the window's input rows, taken over whole rows as flat `iw·C` vectors into a row buffer that stays in L1/L2,
-/// then the maximum over each window's columns in that buffer. The first pass streams its rows front to back (and
-/// prefetches them ahead), where reading each window's 3×3 pixels straight from the input jumped between three rows
-/// 256 bytes at a time: SqueezeNet's first pool (111² × 64 → 55²) ran at 33 GB/s that way.
+/// Max pooling in two passes per output row (windows of up to 64 × 64): the maximum over the window's input rows,
+/// taken over whole rows as flat `iw·C` vectors into a row buffer that stays in L1/L2, then the maximum over each
+/// window's columns in that buffer (interior windows through a fixed-size loop, border windows clipped). The first
+/// pass streams its rows front to back, where reading each window's 3×3 pixels straight from the input jumped between
+/// three rows 256 bytes at a time: SqueezeNet's first pool (111² × 64 → 55²) ran at 33 GB/s that way.
 LCNN_TARGET_AVX512 static void maxpool_separable_avx512(const lcnn_conv_geom *g, const float *input, float *output,
                                                         int64_t row0, int64_t row1) {
     enum { MAX_ROWS = 64 };
@@ -273,14 +235,16 @@ LCNN_TARGET_AVX512 static void maxpool_separable_avx512(const lcnn_conv_geom *g,
     }
 }
 
+#endif
+
 void lcnn_maxpool_nhwc_rows(const lcnn_conv_geom *g, const float *input, float *output, int64_t row0, int64_t row1) {
 #if LCNN_X86
     int level = lcnn_isa_level();
-    if (level >= 2 && g->kh <= 64 && g->kw <= 64) {
-        maxpool_separable_avx512(g, input, output, row0, row1);
+    if (level >= 2) {
+        if (g->kh <= 64 && g->kw <= 64) maxpool_separable_avx512(g, input, output, row0, row1);
+        else maxpool_avx512(g, input, output, row0, row1);
         return;
     }
-    if (level >= 2) { maxpool_blocked_avx512(g, input, output, row0, row1); return; }
     if (level >= 1) { maxpool_blocked_avx2(g, input, output, row0, row1); return; }
 #endif
     maxpool_body(g, input, output, row0, row1);

@@ -103,11 +103,7 @@ public final class PackedConvolution: @unchecked Sendable {
             Kernels.addActivate(activation, a: output, b: residual, dst: output, count: g.outputShape.reduce(1, *))
             return
         }
-        if let bias {
-            bias.withUnsafeBufferPointer { run(input, output, g, activation, $0.baseAddress!, residual) }
-        } else {
-            run(input, output, g, activation, nil, residual)
-        }
+        withBias { run(input, output, g, activation, $0, residual) }
     }
 
     /// Pixels `first ..< first + count` of a pointwise convolution on the calling thread: `input` points at pixel
@@ -119,11 +115,10 @@ public final class PackedConvolution: @unchecked Sendable {
         precondition(g.isPointwise && g.groups == 1, "forwardPointwisePixels: \(g) is not a pointwise convolution")
         guard count > 0 else { return }
         let cg = CGeometry(g)
-        func run(_ b: UnsafePointer<Float>?) {
-            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), b, nil, activation.rawValue, output,
+        withBias {
+            lcnn_conv2d_forward_tile_ld(cg.pointer, input, storage, Int64(groupStride), $0, nil, activation.rawValue, output,
                                         Int64(g.outputChannels), 0, Int64(count))
         }
-        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
     }
 
     /// Output rows `rows` (numbered `n·outputHeight + oy`) of a depthwise convolution with one output channel per
@@ -136,11 +131,15 @@ public final class PackedConvolution: @unchecked Sendable {
         precondition(g.isDepthwise && g.outputChannels == g.inputChannels, "forwardDepthwiseRows: \(g)")
         guard !rows.isEmpty else { return }
         let cg = CGeometry(g)
-        func run(_ b: UnsafePointer<Float>?) {
-            lcnn_depthwise_forward_rows(cg.pointer, input, storage, b, activation.rawValue, output, Int64(rows.lowerBound),
+        withBias {
+            lcnn_depthwise_forward_rows(cg.pointer, input, storage, $0, activation.rawValue, output, Int64(rows.lowerBound),
                                         Int64(rows.upperBound))
         }
-        if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+    }
+
+    /// Runs `body` with the bias as a pointer (nil without one).
+    private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
+        if let bias { bias.withUnsafeBufferPointer { body($0.baseAddress!) } } else { body(nil) }
     }
 
     /// Traps unless `g` is the packed geometry up to batch and spatial size (a programming error, not bad input).
@@ -171,11 +170,7 @@ public final class PackedConvolution: @unchecked Sendable {
                      "PackedConvolution: row stride \(outputRowStride) for \(g)")
         checkGeometry(g)
         if g.batch == 0 || g.outputHeight <= 0 || g.outputWidth <= 0 { return }
-        if let bias {
-            bias.withUnsafeBufferPointer { runStrided(input, output, outputRowStride, g, activation, $0.baseAddress!, residual) }
-        } else {
-            runStrided(input, output, outputRowStride, g, activation, nil, residual)
-        }
+        withBias { runStrided(input, output, outputRowStride, g, activation, $0, residual) }
     }
 
     private func runStrided(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ ldo: Int,
